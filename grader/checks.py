@@ -1,0 +1,209 @@
+"""Architecture and parameter checks: the assignment spec against the student's model.
+
+Every check carries what was expected and what the student has, so the
+feedback reads "expected vs yours" rather than a bare pass/fail.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from grader.inspection.architecture import Architecture, Layer
+from grader.report import Check
+from grader.spec import AssignmentSpec, ExpectedLayer
+
+# Fields of ExpectedLayer compared against the layer's attributes, in display order.
+_COMPARED = (
+    "filters",
+    "units",
+    "kernel_size",
+    "strides",
+    "padding",
+    "depth_multiplier",
+    "activation",
+)
+
+
+def fmt_shape(shape: Any) -> str:
+    if shape is None:
+        return "unknown"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def architecture_checks(spec: AssignmentSpec, arch: Architecture) -> list[Check]:
+    """All architecture and parameter checks the spec asks for, in reading order."""
+    checks: list[Check] = []
+    if spec.output_shape is not None:
+        ok = _shape_matches(spec.output_shape, arch.output_shape)
+        checks.append(
+            Check(
+                name="Output shape",
+                group="architecture",
+                passed=ok,
+                expected=fmt_shape(spec.output_shape),
+                actual=fmt_shape(arch.output_shape),
+                message="" if ok else "The model's output does not have the expected shape.",
+            )
+        )
+    if spec.layers is not None:
+        checks.extend(_layer_list_checks(spec.layers, arch.layers))
+    for rule in spec.layer_counts:
+        count = sum(1 for layer in arch.layers if layer.type == rule.type)
+        ok = (rule.min is None or count >= rule.min) and (rule.max is None or count <= rule.max)
+        wanted = _count_words(rule.min, rule.max)
+        checks.append(
+            Check(
+                name=f"Number of {rule.type} layers",
+                group="architecture",
+                passed=ok,
+                expected=wanted,
+                actual=count,
+                message="" if ok else f"Expected {wanted} {rule.type} layer(s), yours has {count}.",
+            )
+        )
+    for label, rng, value in (
+        ("Total parameters", spec.total_params, arch.total_params),
+        ("Trainable parameters", spec.trainable_params, arch.trainable_params),
+    ):
+        if rng is None:
+            continue
+        ok = rng.contains(value)
+        checks.append(
+            Check(
+                name=label,
+                group="parameters",
+                passed=ok,
+                expected=rng.describe(),
+                actual=value,
+                message="" if ok else f"{label}: expected {rng.describe()}, yours {value:,}.",
+            )
+        )
+    return checks
+
+
+def _count_words(low: int | None, high: int | None) -> str:
+    if low is not None and high is not None:
+        return f"{low}" if low == high else f"{low} to {high}"
+    return f"at least {low}" if low is not None else f"at most {high}"
+
+
+def _shape_matches(expected: list[int | None], actual: tuple[int | None, ...] | None) -> bool:
+    if actual is None or len(expected) != len(actual):
+        return False
+    return all(e is None or e == a for e, a in zip(expected, actual, strict=True))
+
+
+def _layer_list_checks(expected: list[ExpectedLayer], layers: list[Layer]) -> list[Check]:
+    """Align the two layer sequences by type, then compare aligned layers field by field.
+
+    Alignment (rather than position) makes an extra or missing layer one clear
+    message instead of a cascade of mismatches after it.
+    """
+    matcher = difflib.SequenceMatcher(
+        a=[e.type for e in expected], b=[layer.type for layer in layers], autojunk=False
+    )
+    checks: list[Check] = []
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            for i, j in zip(range(a0, a1), range(b0, b1), strict=True):
+                checks.extend(_compare_layer(i, expected[i], layers[j]))
+            continue
+        pairs = list(zip(range(a0, a1), range(b0, b1), strict=False))
+        for i, j in pairs:  # replaced: same position, wrong type
+            checks.append(_type_mismatch(i, expected[i], layers[j]))
+        for i in range(a0 + len(pairs), a1):
+            checks.append(
+                Check(
+                    name=f"Layer {i + 1}: {expected[i].type}",
+                    group="architecture",
+                    passed=False,
+                    expected=_expected_attrs(expected[i]),
+                    actual=None,
+                    message=f"Missing layer: expected a {expected[i].type} here, yours has none.",
+                )
+            )
+        for j in range(b0 + len(pairs), b1):
+            checks.append(
+                Check(
+                    name=f"Extra layer: {layers[j].type}",
+                    group="architecture",
+                    passed=False,
+                    expected=None,
+                    actual=_actual_attrs(layers[j], _COMPARED),
+                    message=(
+                        f"Your layer '{layers[j].name}' ({layers[j].type}) is not part of the "
+                        "expected architecture."
+                    ),
+                )
+            )
+    return checks
+
+
+def _expected_attrs(exp: ExpectedLayer) -> dict[str, Any]:
+    fields = exp.model_dump(exclude_none=True, exclude={"params"})
+    if "output_shape" in fields:
+        fields["output_shape"] = fmt_shape(fields["output_shape"])
+    return fields
+
+
+def _actual_attrs(layer: Layer, keys: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {"type": layer.type}
+    for key in keys:
+        if key == "output_shape":
+            values[key] = fmt_shape(layer.output_shape)
+        elif key in layer.attributes:
+            values[key] = layer.attributes[key]
+    return values
+
+
+def _type_mismatch(index: int, exp: ExpectedLayer, layer: Layer) -> Check:
+    return Check(
+        name=f"Layer {index + 1}: {exp.type}",
+        group="architecture",
+        passed=False,
+        expected=_expected_attrs(exp),
+        actual=_actual_attrs(layer, list(_expected_attrs(exp))),
+        message=f"Layer type: expected {exp.type}, yours {layer.type} ('{layer.name}').",
+    )
+
+
+def _compare_layer(index: int, exp: ExpectedLayer, layer: Layer) -> list[Check]:
+    expected = _expected_attrs(exp)
+    actual = _actual_attrs(layer, list(expected))
+    problems = []
+    for key in (*_COMPARED, "output_shape"):
+        want = getattr(exp, key)
+        if want is None:
+            continue
+        have = layer.output_shape if key == "output_shape" else layer.attributes.get(key)
+        same = _shape_matches(want, have) if key == "output_shape" else want == have
+        if not same:
+            shown = fmt_shape(have) if key == "output_shape" else repr(have)
+            wanted = fmt_shape(want) if key == "output_shape" else repr(want)
+            problems.append(f"{key.replace('_', ' ')}: expected {wanted}, yours {shown}")
+    checks = [
+        Check(
+            name=f"Layer {index + 1}: {exp.type}",
+            group="architecture",
+            passed=not problems,
+            expected=expected,
+            actual=actual,
+            message="; ".join(problems),
+        )
+    ]
+    if exp.params is not None:
+        ok = exp.params == layer.params
+        checks.append(
+            Check(
+                name=f"Parameters of layer {index + 1} ({exp.type})",
+                group="parameters",
+                passed=ok,
+                expected=exp.params,
+                actual=layer.params,
+                message=""
+                if ok
+                else f"Expected {exp.params:,} parameters, yours {layer.params:,}.",
+            )
+        )
+    return checks

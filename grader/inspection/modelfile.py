@@ -1,0 +1,539 @@
+"""Read an uploaded model file's configuration as plain data, refusing hostile files.
+
+This is the first thing that touches an upload, before Keras ever sees it, so it
+must never execute anything: it reads bytes, zip headers, JSON and HDF5 metadata
+only. It deliberately imports neither TensorFlow nor Keras (fast, and no code in
+the file can run here). Every problem becomes ``NotGradable`` with a plain-English
+reason; no traceback ever escapes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import stat
+import struct
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import h5py
+import numpy as np
+
+from grader.errors import NotGradable
+from grader.settings import Settings
+
+__all__ = ["ModelFile", "read_model_file"]
+
+KIB = 1024
+MIB = 1024 * KIB
+
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+KERAS_SUFFIXES = frozenset({".keras"})
+H5_SUFFIXES = frozenset({".h5", ".hdf5"})
+
+# What Keras 3.15.1 writes into a .keras archive for models made of plain layers.
+# (An ``assets/`` folder only appears for layers with files, e.g. TextVectorization;
+# ``model.weights.npz`` only with a non-default weights format.  Neither is accepted.)
+CONFIG_MEMBER = "config.json"
+METADATA_MEMBER = "metadata.json"
+WEIGHTS_MEMBER = "model.weights.h5"
+ALLOWED_MEMBERS = frozenset({CONFIG_MEMBER, METADATA_MEMBER, WEIGHTS_MEMBER})
+REQUIRED_MEMBERS = (CONFIG_MEMBER, WEIGHTS_MEMBER)
+
+MAX_CONFIG_BYTES = 10 * MIB
+MAX_METADATA_BYTES = 64 * KIB
+MAX_ZIP_ENTRIES = 16
+MAX_CENTRAL_DIRECTORY_BYTES = 64 * KIB
+MAX_JSON_DEPTH = 200  # far beyond any real Keras config; keeps later walkers off the stack limit
+MAX_H5_OBJECTS = 100_000
+RATIO_FLOOR_BYTES = 1 * MIB  # tiny members/datasets may compress well; their size is harmless
+READ_CHUNK = 1 * MIB
+
+# HDF5 filters built into libhdf5 (and LZF, which h5py registers itself).  Anything
+# else would make HDF5 go looking for a plugin shared library when the data is read.
+_BUILTIN_H5_FILTERS = frozenset({1, 2, 3, 4, 5, 6, 32000})
+_NUMERIC_KINDS = frozenset("fiub")
+
+NOT_KERAS = (
+    "This is not a Keras model file (.keras or .h5){hint}. SavedModel folders, "
+    "pickles, PyTorch and ONNX files are not accepted."
+)
+TOO_MANY_MEMBERS = "The .keras archive contains far too many files; a Keras model has three."
+DAMAGED = (
+    "The file is damaged or truncated{detail}. Save the model again with "
+    "model.save('model.keras') and upload the new file."
+)
+
+
+@dataclass
+class ModelFile:
+    """What the trusted side learned from a model file without loading it."""
+
+    format: str  # "keras" or "h5"
+    model_config: dict[str, Any]  # the serialized model, exactly as stored
+    keras_version: str | None
+    weight_shapes: dict[str, tuple[int, ...]]  # every HDF5 dataset path -> shape
+
+
+def read_model_file(path: Path, settings: Settings) -> ModelFile:
+    """Identify ``path`` by content, check it is a well-formed Keras file and read its config.
+
+    Raises ``NotGradable`` with a short plain-English reason for anything that is
+    not an ordinary Keras ``.keras`` or legacy ``.h5`` model.
+    """
+    path = Path(path)
+    fh = _open_upload(path, settings)
+    try:
+        kind = _sniff(fh)
+        _check_suffix(path, kind)
+        if kind == "keras":
+            return _read_keras(fh, settings)
+        return _read_h5_model(fh, settings)
+    except NotGradable:
+        raise
+    except RecursionError as exc:
+        raise NotGradable("The model configuration is nested too deeply to read.") from exc
+    except MemoryError as exc:
+        raise NotGradable("The file is too large to inspect.") from exc
+    except Exception as exc:  # zipfile, h5py, OSError, struct, ...: never a traceback
+        raise NotGradable(DAMAGED.format(detail="")) from exc
+    finally:
+        fh.close()
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def _open_upload(path: Path, settings: Settings) -> BinaryIO:
+    """Open once (no symlinks, no FIFOs blocking us) and check type and size on the fd."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise NotGradable("The uploaded file could not be found.") from exc
+    except OSError as exc:
+        if path.is_symlink():
+            raise NotGradable("The upload is a symbolic link, not a model file.") from exc
+        raise NotGradable("The uploaded file could not be opened.") from exc
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise NotGradable(
+                NOT_KERAS.format(hint=" (it is a folder, e.g. a TensorFlow SavedModel)")
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise NotGradable("The upload is not a regular file.")
+        if st.st_size == 0:
+            raise NotGradable("The file is empty.")
+        if st.st_size > settings.max_upload_bytes:
+            raise NotGradable(
+                f"The file is {_mb(st.st_size)}, over the upload limit of "
+                f"{_mb(settings.max_upload_bytes)}."
+            )
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _mb(n: int) -> str:
+    return f"{n / MIB:.1f} MB"
+
+
+def _sniff(fh: BinaryIO) -> str:
+    """Return "keras" or "h5" from magic bytes, or refuse naming what it looks like."""
+    head = fh.read(64)
+    if head.startswith(ZIP_MAGIC):
+        return "keras"
+    size = os.fstat(fh.fileno()).st_size
+    offset = 0
+    while offset + len(HDF5_MAGIC) <= size:  # superblock at 0, 512, 1024, 2048, ...
+        fh.seek(offset)
+        if fh.read(len(HDF5_MAGIC)) == HDF5_MAGIC:
+            return "h5"
+        offset = 512 if offset == 0 else offset * 2
+    raise NotGradable(NOT_KERAS.format(hint=_guess_kind(head)))
+
+
+def _guess_kind(head: bytes) -> str:
+    """A friendly hint about what a refused file seems to be."""
+    if head.startswith(b"PK\x05\x06"):
+        return " (it is an empty zip archive)"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return " (it looks like a Python pickle)"
+    if head.startswith(b"\x93NUMPY"):
+        return " (it is a NumPy array file)"
+    if head[:1] == b"\x08" and b"\x12" in head[:4]:
+        return " (it looks like a protocol buffer, e.g. ONNX or a SavedModel .pb)"
+    if head.lstrip().startswith((b"{", b"[")):
+        return " (it is a JSON text file)"
+    return ""
+
+
+def _check_suffix(path: Path, kind: str) -> None:
+    """The name must agree with the content: Keras itself picks the loader by name."""
+    suffix = path.suffix.lower()
+    if suffix in KERAS_SUFFIXES | H5_SUFFIXES:
+        if kind == "keras" and suffix in H5_SUFFIXES:
+            raise NotGradable(
+                f"The file name ends in {suffix} but it contains a .keras archive. "
+                "Rename it to end in .keras and upload it again."
+            )
+        if kind == "h5" and suffix in KERAS_SUFFIXES:
+            raise NotGradable(
+                "The file name ends in .keras but it contains a legacy HDF5 (.h5) model. "
+                "Rename it to end in .h5, or save again with model.save('model.keras')."
+            )
+        return
+    raise NotGradable(NOT_KERAS.format(hint=" (the file name must end in .keras or .h5)"))
+
+
+# --------------------------------------------------------------------------- .keras
+
+
+def _read_keras(fh: BinaryIO, settings: Settings) -> ModelFile:
+    """Check the zip structure by its headers, then read config, metadata and weights."""
+    _check_central_directory_size(fh)
+    fh.seek(0)
+    with zipfile.ZipFile(fh) as zf:
+        infos = zf.infolist()
+        _check_zip_members(infos, fh, settings)
+        by_name = {info.filename: info for info in infos}
+
+        config_bytes = _read_member(zf, by_name[CONFIG_MEMBER], MAX_CONFIG_BYTES)
+        config = _parse_json(config_bytes, "config.json")
+        if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+            raise NotGradable("config.json does not describe a Keras model.")
+
+        keras_version = None
+        if METADATA_MEMBER in by_name:
+            meta = _parse_json(
+                _read_member(zf, by_name[METADATA_MEMBER], MAX_METADATA_BYTES), "metadata.json"
+            )
+            if not isinstance(meta, dict):
+                raise NotGradable(DAMAGED.format(detail=" (metadata.json is not a JSON object)"))
+            version = meta.get("keras_version")
+            keras_version = version if isinstance(version, str) else None
+
+        budget = settings.max_uncompressed_bytes - len(config_bytes)
+        weights = _read_member_to_buffer(zf, by_name[WEIGHTS_MEMBER], budget)
+
+    if weights.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
+        raise NotGradable("The weights inside the .keras file (model.weights.h5) are not HDF5.")
+    weights.seek(0)
+    with _open_h5(weights, "model.weights.h5") as h5:
+        shapes = _inspect_hdf5(h5, settings, "model.weights.h5")
+    return ModelFile("keras", config, keras_version, shapes)
+
+
+def _check_central_directory_size(fh: BinaryIO) -> None:
+    """Bound the member count before ``zipfile`` builds one object per entry."""
+    size = os.fstat(fh.fileno()).st_size
+    tail_len = min(size, 22 + 65535)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or len(tail) - pos < 22:
+        raise NotGradable(DAMAGED.format(detail=" (the zip directory is missing)"))
+    _, _, _, _, entries, cd_size, _, _ = struct.unpack("<4s4H2LH", tail[pos : pos + 22])
+    if entries > MAX_ZIP_ENTRIES or cd_size > MAX_CENTRAL_DIRECTORY_BYTES:
+        raise NotGradable(TOO_MANY_MEMBERS)
+
+
+def _check_zip_members(infos: list[zipfile.ZipInfo], fh: BinaryIO, settings: Settings) -> None:
+    """Refuse anything Keras would not have written, judging by headers only."""
+    names = [info.filename for info in infos]
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise NotGradable(TOO_MANY_MEMBERS)
+    if CONFIG_MEMBER not in names:
+        torch = any(n.endswith(".pkl") or "/data/" in n or n.endswith("/version") for n in names)
+        hint = " (it looks like a PyTorch file)" if torch else " (a zip without config.json)"
+        raise NotGradable(NOT_KERAS.format(hint=hint))
+    if len(set(names)) != len(names):
+        raise NotGradable("The .keras archive contains the same file name twice.")
+    for info in infos:
+        name = info.filename
+        if (
+            name.startswith(("/", "\\"))
+            or "\\" in name
+            or ".." in name.split("/")
+            or "\x00" in name
+            or (len(name) > 1 and name[1] == ":")
+        ):
+            raise NotGradable(f"The .keras archive contains an unsafe path: {name[:80]!r}.")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise NotGradable(f"The .keras archive contains a symbolic link: {name[:80]!r}.")
+        if info.flag_bits & 0x41:  # 0x1 encrypted, 0x40 strong encryption
+            raise NotGradable("The .keras archive is encrypted or password protected.")
+        if name not in ALLOWED_MEMBERS:
+            raise NotGradable(
+                f"The .keras archive contains an unexpected file {name[:80]!r}; only "
+                "config.json, metadata.json and model.weights.h5 are accepted."
+            )
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise NotGradable(f"The .keras archive uses an unusual compression for {name!r}.")
+        if (
+            info.file_size > RATIO_FLOOR_BYTES
+            and info.file_size > settings.max_compression_ratio * max(info.compress_size, 1)
+        ):
+            ratio = info.file_size // max(info.compress_size, 1)
+            raise NotGradable(
+                f"The .keras archive member {name!r} expands {ratio} times when unpacked "
+                "(a zip bomb?)."
+            )
+    for required in REQUIRED_MEMBERS:
+        if required not in names:
+            raise NotGradable(f"The .keras archive has no {required}.")
+    total = sum(info.file_size for info in infos)
+    if total > settings.max_uncompressed_bytes:
+        raise NotGradable(
+            f"The .keras archive unpacks to {_mb(total)}, over the limit of "
+            f"{_mb(settings.max_uncompressed_bytes)}."
+        )
+    # Members must not overlap (the overlapping-entries zip bomb reuses one stream many times).
+    size = os.fstat(fh.fileno()).st_size
+    spans = sorted((info.header_offset, info.compress_size) for info in infos)
+    for (start, length), (next_start, _) in zip(spans, [*spans[1:], (size, 0)], strict=True):
+        if start + 30 + length > next_start:
+            raise NotGradable(DAMAGED.format(detail=" (zip members overlap)"))
+
+
+def _read_member_to_buffer(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> io.BytesIO:
+    """Stream one member into memory, stopping at ``cap`` bytes whatever the header claims."""
+    if info.file_size > cap:
+        raise NotGradable(f"{info.filename} is too large ({_mb(info.file_size)}).")
+    out = io.BytesIO()
+    with zf.open(info) as member:
+        while True:
+            chunk = member.read(min(READ_CHUNK, cap + 1 - out.tell()))
+            if not chunk:
+                break
+            out.write(chunk)
+            if out.tell() > cap:
+                raise NotGradable(f"{info.filename} is larger than allowed.")
+    if out.tell() != info.file_size:
+        raise NotGradable(DAMAGED.format(detail=f" ({info.filename} has the wrong size)"))
+    out.seek(0)
+    return out
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
+    return _read_member_to_buffer(zf, info, cap).getvalue()
+
+
+def _parse_json(data: bytes | str, what: str) -> Any:
+    """Parse JSON strictly: UTF-8, no duplicate keys, no NaN/Infinity, bounded depth."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except RecursionError as exc:
+        raise NotGradable(f"{what} is nested too deeply to read.") from exc
+    except NotGradable:
+        raise
+    except (ValueError, TypeError) as exc:  # includes UnicodeDecodeError, JSONDecodeError
+        raise NotGradable(f"{what} is not valid JSON; the file is damaged.") from exc
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise NotGradable(f"{what} is nested too deeply to read.")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise NotGradable("The model configuration repeats a key; the file was edited by hand.")
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise NotGradable(f"The model configuration contains the non-number {name}.")
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth without recursion, so hostile nesting cannot hit the stack limit."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in node)
+    return deepest
+
+
+# --------------------------------------------------------------------------- HDF5
+
+
+@contextmanager
+def _open_h5(source: BinaryIO, what: str) -> Iterator[h5py.File]:
+    """h5py.File read-only with the default driver; failing to open is a verdict."""
+    try:
+        h5 = h5py.File(source, "r")
+    except Exception as exc:
+        raise NotGradable(DAMAGED.format(detail=f" ({what} cannot be opened as HDF5)")) from exc
+    try:
+        yield h5
+    finally:
+        h5.close()
+
+
+def _read_h5_model(fh: BinaryIO, settings: Settings) -> ModelFile:
+    """Legacy ``.h5`` model: the architecture is the root attribute ``model_config``."""
+    fh.seek(0)
+    with _open_h5(fh, "the .h5 file") as h5:
+        shapes = _inspect_hdf5(h5, settings, "the .h5 file")
+        if "model_config" not in h5.attrs:
+            raise NotGradable(
+                "The .h5 file stores no model architecture (was it saved with "
+                "save_weights?). Save the whole model with model.save('model.keras')."
+            )
+        raw = _read_string_attr(h5, "model_config", MAX_CONFIG_BYTES)
+        if raw is None:
+            raise NotGradable("The .h5 file stores its architecture in an unexpected form.")
+        config = _parse_json(raw, "The model configuration")
+        if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+            raise NotGradable("The .h5 file's model_config does not describe a Keras model.")
+        version = (
+            _read_string_attr(h5, "keras_version", 1 * KIB) if "keras_version" in h5.attrs else None
+        )
+    return ModelFile("h5", config, version, shapes)
+
+
+def _read_string_attr(h5: h5py.File, name: str, cap: int) -> str | None:
+    """A scalar string attribute, size-checked before it is read; None if not a string."""
+    attr_id = h5.attrs.get_id(name)
+    if attr_id.get_storage_size() > cap:
+        raise NotGradable(f"The .h5 attribute {name!r} is too large.")
+    if attr_id.shape not in ((), (1,)):
+        return None
+    if attr_id.get_type().get_class() != h5py.h5t.STRING:
+        return None
+    value = h5.attrs[name]
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0] if value.size == 1 else None
+    if isinstance(value, bytes | np.bytes_):
+        value = bytes(value).decode("utf-8")
+    if not isinstance(value, str):
+        return None
+    if len(value) > cap:
+        raise NotGradable(f"The .h5 attribute {name!r} is too large.")
+    return value
+
+
+def _inspect_hdf5(h5: h5py.File, settings: Settings, what: str) -> dict[str, tuple[int, ...]]:
+    """Refuse links, external/virtual storage, plugin filters, odd dtypes and bombs.
+
+    Links are checked first without following any of them; only then are objects
+    visited (h5py's object visit only follows hard links anyway).
+    """
+    count = 0
+
+    def on_link(name: str, link: Any) -> None:
+        nonlocal count
+        count += 1
+        if count > MAX_H5_OBJECTS:
+            raise NotGradable(f"{_cap(what)} contains far too many entries.")
+        if isinstance(link, h5py.ExternalLink):
+            raise NotGradable(f"{_cap(what)} links to another file ({name!r}); not allowed.")
+        if isinstance(link, h5py.SoftLink):
+            raise NotGradable(f"{_cap(what)} contains a soft link ({name!r}); not allowed.")
+        if not isinstance(link, h5py.HardLink):
+            raise NotGradable(f"{_cap(what)} contains an unknown kind of link ({name!r}).")
+
+    try:
+        h5.visititems_links(on_link)
+    except TypeError as exc:  # h5py raises TypeError on user-defined link types
+        raise NotGradable(f"{_cap(what)} contains an unknown kind of link.") from exc
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    total = 0
+
+    def on_object(name: str, obj: Any) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Group):
+            return
+        if not isinstance(obj, h5py.Dataset):
+            raise NotGradable(f"{_cap(what)} contains an unexpected object ({name!r}).")
+        declared = _check_dataset(name, obj, settings, what)
+        total += declared
+        if total > settings.max_uncompressed_bytes:
+            limit = _mb(settings.max_uncompressed_bytes)
+            raise NotGradable(f"{_cap(what)} declares more than {limit} of weights.")
+        shapes[name] = tuple(int(n) for n in obj.shape)
+
+    h5.visititems(on_object)
+    return shapes
+
+
+def _check_dataset(name: str, dset: h5py.Dataset, settings: Settings, what: str) -> int:
+    """Check one dataset's metadata (never its data); return its declared size in bytes."""
+    where = f"{_cap(what)}: dataset {name!r}"
+    if dset.external:
+        raise NotGradable(f"{where} keeps its data in another file; this is not allowed.")
+    if dset.is_virtual:
+        raise NotGradable(f"{where} is a virtual dataset; this is not allowed.")
+    if dset.shape is None:
+        raise NotGradable(f"{where} has no shape.")
+    _check_dtype(dset, where)
+    plist = dset.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        code = plist.get_filter(i)[0]
+        if code not in _BUILTIN_H5_FILTERS:
+            raise NotGradable(f"{where} uses an unsupported compression filter ({code}).")
+    declared = math.prod(int(n) for n in dset.shape) * dset.dtype.itemsize
+    if declared > settings.max_uncompressed_bytes:
+        raise NotGradable(f"{where} declares {_mb(declared)}, over the limit.")
+    stored = dset.id.get_storage_size()
+    if declared > RATIO_FLOOR_BYTES and declared > settings.max_compression_ratio * max(stored, 1):
+        raise NotGradable(f"{where} declares {_mb(declared)} but stores only {stored} bytes.")
+    return declared
+
+
+def _check_dtype(dset: h5py.Dataset, where: str) -> None:
+    """Weights are plain numbers; Keras also writes bfloat16 as 2-byte opaque + attr."""
+    dtype = dset.dtype
+    if (
+        dtype.kind in _NUMERIC_KINDS
+        and dtype.fields is None
+        and dtype.subdtype is None
+        and h5py.check_enum_dtype(dtype) is None
+    ):
+        return
+    if (
+        dtype.kind == "V"
+        and dtype.itemsize == 2
+        and dtype.fields is None
+        and dtype.subdtype is None
+        and dset.id.get_type().get_class() == h5py.h5t.OPAQUE
+        and _attr_equals(dset, "dtype", "bfloat16")
+    ):
+        return
+    raise NotGradable(f"{where} holds {dtype} values, not numeric weights.")
+
+
+def _attr_equals(obj: h5py.HLObject, name: str, expected: str) -> bool:
+    if name not in obj.attrs:
+        return False
+    attr_id = obj.attrs.get_id(name)
+    if attr_id.get_storage_size() > 256 or attr_id.get_type().get_class() != h5py.h5t.STRING:
+        return False
+    value = obj.attrs[name]
+    if isinstance(value, bytes | np.bytes_):
+        value = bytes(value).decode("utf-8", "replace")
+    return value == expected
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]

@@ -1,0 +1,204 @@
+"""The grading pipeline: every entry point (CLI, web, queue) grades through here.
+
+Order matters for safety and speed: the file is inspected as data first (no
+TensorFlow, well under a second), so hostile and malformed files are refused
+before anything loads them; only then is the model loaded and run, inside the
+sandbox, and the predictions it returns are scored here, where the labels are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from grader import __version__
+from grader.checks import architecture_checks, fmt_shape
+from grader.data import TestSet, find_test_set
+from grader.errors import NotGradable
+from grader.inspection.architecture import Architecture, Limits, analyse
+from grader.inspection.modelfile import read_model_file
+from grader.metrics import score_predictions
+from grader.report import Check, LayerInfo, ModelInfo, Report
+from grader.sandbox import SandboxLimits, evaluate_model
+from grader.scoring import accuracy_fraction, score
+from grader.settings import Settings, get_settings
+from grader.spec import AssignmentSpec
+
+PhaseCallback = Callable[[str], None]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 4)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def inspect_file(
+    model_path: Path, spec: AssignmentSpec, settings: Settings
+) -> tuple[str, Architecture]:
+    """Static, TensorFlow-free checks: format, allow-list, parameter cap, input shape.
+
+    Returns the file format ("keras" or "h5") and the declared architecture.
+    """
+    model_file = read_model_file(model_path, settings)
+    arch = analyse(
+        model_file.model_config,
+        Limits(settings.max_params, settings.max_layers, settings.max_nesting_depth),
+    )
+    expected = [None, *spec.input_shape]
+    actual = list(arch.input_shape)
+    fits = len(actual) == len(expected) and all(
+        a is None or e is None or a == e for a, e in zip(actual, expected, strict=True)
+    )
+    if not fits:
+        raise NotGradable(
+            f"Your model's input is {fmt_shape(actual)}, but this assignment feeds images of "
+            f"shape {fmt_shape(expected)}. Set keras.Input(shape={tuple(spec.input_shape)})."
+        )
+    return model_file.format, arch
+
+
+def model_info(arch: Architecture, fmt: str | None) -> ModelInfo:
+    return ModelInfo(
+        format=fmt,
+        total_params=arch.total_params,
+        trainable_params=arch.trainable_params,
+        input_shape=list(arch.input_shape),
+        output_shape=list(arch.output_shape),
+        layers=[
+            LayerInfo(
+                name=layer.name,
+                type=layer.type,
+                path=layer.path,
+                output_shape=list(layer.output_shape),
+                params=layer.params,
+                trainable_params=layer.trainable_params,
+                attributes=layer.attributes,
+            )
+            for layer in arch.layers
+        ],
+    )
+
+
+def _cross_check(arch: Architecture, layers: list[dict], total: int) -> None:
+    """What Keras built must be what the file declared; a difference means tampering."""
+    if total != arch.total_params:
+        raise NotGradable(
+            f"The model Keras built has {total:,} parameters, but its stored configuration "
+            f"declares {arch.total_params:,}. The file is inconsistent and cannot be graded."
+        )
+    built = [layer["type"] for layer in layers if layer["type"] != "InputLayer"]
+    declared = [layer.type for layer in arch.layers]
+    if built != declared:
+        raise NotGradable(
+            "The layers Keras built differ from the file's stored configuration; the file is "
+            "inconsistent and cannot be graded."
+        )
+
+
+def grade_file(
+    model_path: Path,
+    spec: AssignmentSpec,
+    *,
+    settings: Settings | None = None,
+    trust: bool = False,
+    test_set: TestSet | None = None,
+    on_phase: PhaseCallback | None = None,
+) -> Report:
+    """Inspect, evaluate in a sandbox and score one model file.
+
+    Never raises for a bad file: the verdict is in ``Report.status``. Raises
+    ConfigurationError (no test set) and SandboxUnavailable (no isolation and
+    not trusted), which are the operator's problems, not the student's.
+    ``on_phase`` is called with "inspecting", "evaluating", "scoring".
+    """
+    settings = settings or get_settings()
+    notify = on_phase or (lambda _phase: None)
+    clock = _Clock()
+    started = time.perf_counter()
+    report = Report(status="failed", assignment=spec.id, grader_version=__version__)
+    try:
+        notify("inspecting")
+        with clock.phase("inspect"):
+            report.file_sha256 = file_sha256(model_path)
+            fmt, arch = inspect_file(model_path, spec, settings)
+        report.model = model_info(arch, fmt)
+        checks = architecture_checks(spec, arch)
+
+        evaluation = spec.evaluation
+        if evaluation is not None and test_set is None:
+            test_set = find_test_set(None, settings.cifar10)
+        notify("evaluating")
+        limits = SandboxLimits.from_settings(settings)
+        if evaluation is not None:
+            limits = SandboxLimits(
+                **{**limits.__dict__, "wall_seconds": evaluation.time_limit_seconds}
+            )
+        result = evaluate_model(
+            model_path,
+            test_set.images_path if evaluation is not None and test_set is not None else None,
+            scale=evaluation.preprocessing.scale if evaluation else 1.0,
+            offset=evaluation.preprocessing.offset if evaluation else 0.0,
+            limits=limits,
+            trust=trust,
+            batch_size=settings.predict_batch_size,
+        )
+        clock.timings.update({k: round(v, 4) for k, v in result.timings.items()})
+        report.device = result.device
+        _cross_check(arch, result.layers, result.total_params)
+
+        accuracy_credit = None
+        if evaluation is not None and test_set is not None:
+            notify("scoring")
+            with clock.phase("score"):
+                assert result.predictions is not None
+                report.metrics = score_predictions(result.predictions, test_set.labels)
+            accuracy = report.metrics.accuracy
+            passed = accuracy >= evaluation.min_accuracy
+            checks.append(
+                Check(
+                    name="CIFAR-10 test accuracy",
+                    group="accuracy",
+                    passed=passed,
+                    expected=f"at least {evaluation.min_accuracy:.2%}",
+                    actual=f"{accuracy:.2%}",
+                    message=""
+                    if passed
+                    else f"Accuracy {accuracy:.2%} is below the minimum of "
+                    f"{evaluation.min_accuracy:.2%} on {report.metrics.num_images:,} test images.",
+                )
+            )
+            accuracy_credit = accuracy_fraction(accuracy, evaluation, spec.rubric)
+        report.checks = checks
+        report.score, report.max_score, report.score_breakdown = score(
+            checks, spec.rubric, accuracy_credit
+        )
+        report.status = "passed" if all(c.passed for c in checks) else "failed"
+    except NotGradable as exc:
+        report.status = "not_gradable"
+        report.reason = exc.reason
+        report.checks, report.score, report.score_breakdown = [], 0.0, []
+        rubric = spec.rubric
+        report.max_score = float(
+            rubric.architecture + rubric.parameters + (rubric.accuracy if spec.evaluation else 0)
+        )
+    report.timings = {**clock.timings, "total": round(time.perf_counter() - started, 4)}
+    return report

@@ -1,0 +1,82 @@
+"""Plain-text rendering of a Report for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.checks import fmt_shape
+from grader.report import Report
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if k != "type") or "-"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "-" if value is None else str(value)
+
+
+def render_text(report: Report, model_name: str, title: str = "") -> str:
+    """A report a student can read top to bottom: verdict, what to fix, then detail."""
+    lines = [f"Grading {model_name} against {report.assignment}" + (f" ({title})" if title else "")]
+    verdict = report.status.replace("_", " ").upper()
+    lines += ["", f"Result: {verdict}    Score: {report.score:g} / {report.max_score:g}"]
+    if report.reason:
+        lines += ["", f"Not gradable: {report.reason}"]
+
+    if report.checks:
+        lines += ["", "Checks (expected vs yours)"]
+        width = max(len(c.name) for c in report.checks)
+        for check in report.checks:
+            mark = "PASS" if check.passed else "FAIL"
+            detail = (
+                check.message
+                if not check.passed and check.message
+                else f"expected {_value(check.expected)} | yours {_value(check.actual)}"
+            )
+            lines.append(f"  [{mark}] {check.name.ljust(width)}  {detail}")
+
+    model = report.model
+    if model.layers:
+        lines += ["", "Your layers"]
+        rows = [("#", "layer", "type", "output shape", "params")]
+        rows += [
+            (str(i), layer.path or layer.name, layer.type, fmt_shape(layer.output_shape),
+             f"{layer.params:,}" if layer.params is not None else "-")
+            for i, layer in enumerate(model.layers, 1)
+        ]  # fmt: skip
+        widths = [max(len(r[k]) for r in rows) for k in range(5)]
+        for row in rows:
+            cells = [
+                row[k].rjust(widths[k]) if k in (0, 4) else row[k].ljust(widths[k])
+                for k in range(5)
+            ]
+            lines.append("  " + "  ".join(cells).rstrip())
+        lines.append(
+            f"  Total parameters: {model.total_params:,} (trainable {model.trainable_params:,})"
+        )
+
+    metrics = report.metrics
+    if metrics is not None:
+        lines += [
+            "",
+            f"CIFAR-10 test accuracy: {metrics.accuracy:.2%} on {metrics.num_images:,} images",
+        ]
+        lines.append("  Per class: " + ", ".join(
+            f"{name} {acc:.1%}" for name, acc in metrics.per_class_accuracy.items()
+        ))  # fmt: skip
+        names = list(metrics.per_class_accuracy)
+        lines += ["", "Confusion matrix (rows: true class, columns: predicted)"]
+        lines.append("  " + " " * 11 + "".join(n[:5].rjust(6) for n in names))
+        for name, row in zip(names, metrics.confusion_matrix, strict=True):
+            lines.append("  " + name.ljust(11) + "".join(str(v).rjust(6) for v in row))
+
+    if report.score_breakdown:
+        lines += ["", "Score"]
+        for part in report.score_breakdown:
+            lines.append(
+                f"  {part.group.ljust(13)} {part.points:g} / {part.max_points:g}  ({part.detail})"
+            )
+    if report.timings:
+        lines += ["", "Time: " + ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items())]
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""The grading report: the one contract shared by the CLI, the web service and the queue.
+
+``Report.model_dump(mode="json")`` is the documented ``--json`` output; keep
+field names stable, add rather than rename.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["passed", "failed", "not_gradable"]
+Group = Literal["architecture", "parameters", "accuracy"]
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+
+
+class Check(BaseModel):
+    name: str
+    group: Group
+    passed: bool
+    expected: Any = None
+    actual: Any = None
+    message: str = ""
+
+
+class LayerInfo(BaseModel):
+    name: str
+    type: str
+    output_shape: list[int | None] | None = None
+    params: int | None = None
+    trainable_params: int | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    path: str = ""
+
+
+class ModelInfo(BaseModel):
+    format: str | None = None
+    total_params: int | None = None
+    trainable_params: int | None = None
+    input_shape: list[int | None] | None = None
+    output_shape: list[int | None] | None = None
+    layers: list[LayerInfo] = Field(default_factory=list)
+
+
+class Metrics(BaseModel):
+    accuracy: float
+    num_images: int
+    per_class_accuracy: dict[str, float]
+    confusion_matrix: list[list[int]]
+
+
+class ScorePart(BaseModel):
+    group: Group
+    points: float
+    max_points: float
+    detail: str
+
+
+class Report(BaseModel):
+    status: Status
+    reason: str | None = None
+    assignment: str
+    score: float = 0.0
+    max_score: float = 0.0
+    score_breakdown: list[ScorePart] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+    model: ModelInfo = Field(default_factory=ModelInfo)
+    metrics: Metrics | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    file_sha256: str | None = None
+    device: str | None = None
+    grader_version: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """0 passed, 1 failed, 2 not gradable: the CLI's documented codes."""
+        return {"passed": 0, "failed": 1, "not_gradable": 2}[self.status]

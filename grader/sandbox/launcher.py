@@ -1,0 +1,322 @@
+"""Runs INSIDE the sandbox: load one untrusted Keras file, describe it, predict.
+
+Standalone on purpose (standard library, numpy, pyseccomp, keras only): the runner
+copies this single file into the sandbox, so the grader's own code is never visible
+to the payload. Everything it returns goes through files in the output directory and
+is re-validated by the trusted side.
+
+Exit codes: 0 ok, 2 bad arguments, 3 the model could not be loaded, 4 out of memory,
+5 the model could not predict, 6 any other error. For 3-6 ``error.json`` holds
+``{"error": "...", "kind": "..."}`` in plain words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import errno
+import json
+import os
+import resource
+import sys
+import time
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_LOAD = 3
+EXIT_MEMORY = 4
+EXIT_PREDICT = 5
+EXIT_OTHER = 6
+
+T_START = time.time()
+
+
+# --------------------------------------------------------------------------- seccomp
+def apply_seccomp() -> bool:
+    """Deny-list: no new processes, no exec, no network sockets, no kernel-admin calls.
+
+    An allow-list broke TensorFlow in the measurements; a deny-list does not.
+    Threads stay allowed (clone with CLONE_THREAD); clone3 answers ENOSYS so glibc
+    falls back to clone, where the flags can be inspected.
+    """
+    try:
+        import pyseccomp as sc
+    except ImportError:
+        return False
+    f = sc.SyscallFilter(sc.ALLOW)
+    eperm = sc.ERRNO(errno.EPERM)
+    clone_thread = 0x00010000
+    af_unix = 1
+    for name in (
+        "fork", "vfork", "execve", "execveat", "ptrace", "process_vm_readv",
+        "process_vm_writev", "mount", "umount2", "pivot_root", "chroot", "unshare",
+        "setns", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
+        "userfaultfd", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+        "delete_module", "swapon", "swapoff", "reboot", "acct", "quotactl",
+        "open_by_handle_at", "name_to_handle_at", "iopl", "ioperm", "syslog",
+        "io_uring_setup", "io_uring_enter", "io_uring_register", "fanotify_init",
+        "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick",
+    ):
+        try:
+            f.add_rule(eperm, name)
+        except Exception:  # syscall unknown on this architecture
+            pass
+    f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, clone_thread, 0))
+    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+    f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket", sc.Arg(0, sc.NE, af_unix))
+    f.add_rule(eperm, "socketpair", sc.Arg(0, sc.NE, af_unix))
+    f.load()
+    return True
+
+
+# --------------------------------------------------------------------------- Landlock
+_SYS_CREATE, _SYS_ADD_RULE, _SYS_RESTRICT = 444, 445, 446
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1, 2, 4, 8
+_FS_V1_ALL = (1 << 13) - 1
+_FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_NET_ALL = 3  # bind + connect TCP
+_SCOPE_ALL = 3  # abstract unix sockets + signals outside the domain
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = (
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    )
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
+
+
+def apply_landlock(write_dirs: list[str]) -> int:
+    """Read-only filesystem except ``write_dirs`` and /dev; no TCP at all (ABI >= 4).
+
+    Optional: returns the ABI used, 0 when the kernel has no Landlock (skipped silently).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(_SYS_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    if abi < 1:
+        return 0
+    fs_all = _FS_V1_ALL
+    if abi >= 2:
+        fs_all |= _FS_REFER
+    if abi >= 3:
+        fs_all |= _FS_TRUNCATE
+    if abi >= 5:
+        fs_all |= _FS_IOCTL_DEV
+    attr = _RulesetAttr(fs_all, _NET_ALL if abi >= 4 else 0, _SCOPE_ALL if abi >= 6 else 0)
+    size = 24 if abi >= 6 else 16 if abi >= 4 else 8
+    ruleset = libc.syscall(_SYS_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), 0)
+    if ruleset < 0:
+        return 0
+    read = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+    rules = [("/", read)] + [(d, fs_all) for d in [*write_dirs, "/dev"]]
+    for path, access in rules:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            rule = _PathBeneath(access, fd)
+            if libc.syscall(_SYS_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) < 0:
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule({path})")
+        finally:
+            os.close(fd)
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    if libc.syscall(_SYS_RESTRICT, ruleset, 0) < 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self")
+    os.close(ruleset)
+    return abi
+
+
+# --------------------------------------------------------------------------- helpers
+class Failure(Exception):
+    def __init__(self, code: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.kind, self.message = code, kind, message
+
+
+def short_reason(exc: BaseException, model_path: str) -> str:
+    """First meaningful line of an exception, without the sandbox path, <= 300 chars."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    line = line.replace(model_path, "the model file")
+    return line[:300]
+
+
+def shape_list(shape) -> list | None:
+    try:
+        return [None if d is None else int(d) for d in shape]
+    except TypeError:
+        return None
+
+
+def output_shape(layer) -> list | None:
+    try:
+        out = layer.output
+    except Exception:
+        return None
+    if isinstance(out, list | tuple):
+        return [shape_list(o.shape) for o in out]
+    return shape_list(getattr(out, "shape", None) or ())
+
+
+def n_weights(weights) -> int:
+    total = 0
+    for w in weights:
+        n = 1
+        for d in w.shape:
+            n *= int(d)
+        total += n
+    return total
+
+
+def layer_table(model, keras, prefix: str = "", depth: int = 0) -> list[dict]:
+    """Leaf layers in model order; nested Model/Sequential layers are walked into."""
+    rows: list[dict] = []
+    for layer in model.layers:
+        path = f"{prefix}/{layer.name}" if prefix else layer.name
+        if isinstance(layer, keras.Model) and depth < 50:
+            rows += layer_table(layer, keras, path, depth + 1)
+            continue
+        try:
+            params = int(layer.count_params())
+        except Exception:
+            params = n_weights(layer.weights)
+        rows.append(
+            {
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": output_shape(layer),
+                "params": params,
+                "trainable_params": n_weights(layer.trainable_weights),
+                "path": path,
+            }
+        )
+    return rows
+
+
+def write_json(out_dir: str, name: str, data: dict) -> None:
+    tmp = os.path.join(out_dir, name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, allow_nan=False)
+    os.replace(tmp, os.path.join(out_dir, name))
+
+
+# --------------------------------------------------------------------------- main
+def evaluate(args: argparse.Namespace) -> dict:
+    timings: dict[str, float] = {}
+    t0 = time.time()
+    import numpy as np
+    import tensorflow as tf
+
+    if args.gpu is not None:
+        for dev in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(dev, True)
+    import keras
+
+    timings["import"] = time.time() - t0
+
+    t0 = time.time()
+    try:
+        model = keras.saving.load_model(args.model, safe_mode=True, compile=False)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise Failure(EXIT_LOAD, "load", short_reason(exc, args.model)) from exc
+    if not isinstance(model, keras.Model):
+        raise Failure(EXIT_LOAD, "load", "the file does not contain a Keras model")
+    timings["load"] = time.time() - t0
+
+    try:
+        input_shape = shape_list(model.inputs[0].shape)
+    except Exception:
+        input_shape = None
+    summary = {
+        "layers": layer_table(model, keras),
+        "total_params": int(model.count_params()),
+        "trainable_params": n_weights(model.trainable_weights),
+        "input_shape": input_shape,
+        "device": "cpu" if args.gpu is None else f"gpu:{args.gpu}",
+        "predictions": None,
+    }
+
+    t0 = time.time()
+    if args.images is not None:
+        images = np.load(args.images, mmap_mode="r", allow_pickle=False)
+        scale, offset = np.float32(args.scale), np.float32(args.offset)
+        chunks = []
+        try:
+            for start in range(0, len(images), args.batch_size):
+                x = np.asarray(images[start : start + args.batch_size], dtype=np.float32)
+                x = x * scale + offset
+                y = model.predict_on_batch(x)
+                if isinstance(y, dict | list | tuple):
+                    raise Failure(
+                        EXIT_PREDICT, "predict",
+                        f"the model has {len(y)} outputs; exactly one is expected",
+                    )
+                chunks.append(np.asarray(y))
+        except (Failure, MemoryError):
+            raise
+        except Exception as exc:
+            raise Failure(EXIT_PREDICT, "predict", short_reason(exc, args.model)) from exc
+        preds = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+        if preds.dtype.kind in "fiub":
+            preds = preds.astype(np.float32, copy=False)
+        np.save(os.path.join(args.out, "predictions.npy"), preds, allow_pickle=False)
+        summary["predictions"] = "predictions.npy"
+    timings["predict"] = time.time() - t0
+    summary["timings"] = timings
+    summary["started_at"] = T_START
+    summary["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", required=True)
+    p.add_argument("--images")
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", type=float, default=1 / 255)
+    p.add_argument("--offset", type=float, default=0.0)
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--gpu", type=int)
+    p.add_argument("--landlock", action="store_true")
+    p.add_argument("--write-dir", action="append", default=[])
+    args = p.parse_args(argv)
+    if args.batch_size < 1:
+        return EXIT_USAGE
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.gpu is None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        apply_seccomp()
+        if args.landlock:
+            apply_landlock([args.out, *args.write_dir])
+        summary = evaluate(args)
+    except Failure as exc:
+        write_json(args.out, "error.json", {"error": exc.message, "kind": exc.kind})
+        return exc.code
+    except MemoryError:
+        write_json(args.out, "error.json", {"error": "out of memory", "kind": "memory"})
+        return EXIT_MEMORY
+    except Exception as exc:
+        msg = short_reason(exc, args.model)
+        if "bad_alloc" in msg or "OOM" in msg or "ResourceExhausted" in type(exc).__name__:
+            write_json(args.out, "error.json", {"error": msg, "kind": "memory"})
+            return EXIT_MEMORY
+        write_json(args.out, "error.json", {"error": f"{type(exc).__name__}: {msg}", "kind": "other"})
+        return EXIT_OTHER
+    write_json(args.out, "summary.json", summary)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

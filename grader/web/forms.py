@@ -1,0 +1,49 @@
+"""WTForms: every form carries a CSRF token (Flask-WTF)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, DecimalField, PasswordField, StringField, TextAreaField
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=80)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class SetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=200)])
+    confirm = PasswordField(
+        "Repeat it", validators=[DataRequired(), EqualTo("password", "The passwords differ.")]
+    )
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Token name", validators=[Length(max=100)], default="terminal")
+
+
+class EmptyForm(FlaskForm):
+    """A POST that only needs its CSRF token (logout, revoke, regrade)."""
+
+
+class UploadForm(FlaskForm):
+    model = FileField("Model file", validators=[FileRequired("Choose a model file to upload.")])
+
+
+class OverrideForm(FlaskForm):
+    score = DecimalField("New score", validators=[DataRequired(), NumberRange(min=0, max=10000)])
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(min=3, max=2000)])
+
+
+class ConfirmForm(FlaskForm):
+    confirm = BooleanField("I understand", validators=[DataRequired()])
+
+
+class SpecUploadForm(FlaskForm):
+    spec = FileField("Spec file (.yaml)", validators=[FileRequired()])
+
+
+class RosterForm(FlaskForm):
+    roster = FileField("Roster (.csv)", validators=[FileRequired()])

@@ -1,0 +1,146 @@
+"""Gradebook rows, CSV export and roster import: shared by the pages and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from grader.web.extensions import db
+from grader.web.grading import Standing, current_spec, standing_from
+from grader.web.models import Assignment, Submission, User, audit
+
+SORT_KEYS = ("student", "best", "latest", "counted", "attempts", "late", "status")
+
+
+@dataclass
+class Row:
+    user: User
+    standing: Standing
+
+    @property
+    def status(self) -> str:
+        sub = self.standing.latest_submission
+        return sub.state if sub else "none"
+
+    def key(self, column: str) -> Any:
+        value = {
+            "student": self.user.username.lower(),
+            "best": self.standing.best,
+            "latest": self.standing.latest,
+            "counted": self.standing.counted,
+            "attempts": self.standing.attempts,
+            "late": self.standing.late,
+            "status": self.status,
+        }[column]
+        return (value is None, value if value is not None else 0)
+
+
+def gradebook(
+    assignment: Assignment,
+    sort: str = "student",
+    descending: bool = False,
+    query: str = "",
+    status: str = "",
+) -> list[Row]:
+    spec = current_spec(assignment)
+    students = db.session.scalars(
+        select(User).where(User.role == "student").order_by(User.username)
+    ).all()
+    subs = db.session.scalars(
+        select(Submission)
+        .where(Submission.assignment_id == assignment.id)
+        .order_by(Submission.created_at.desc(), Submission.id.desc())
+    ).all()
+    by_user: dict[int, list[Submission]] = {}
+    for sub in subs:
+        by_user.setdefault(sub.user_id, []).append(sub)
+    rows = [Row(user, standing_from(by_user.get(user.id, []), spec)) for user in students]
+    if query:
+        q = query.lower()
+        rows = [r for r in rows if q in r.user.username.lower() or q in r.user.name.lower()]
+    if status:
+        rows = [r for r in rows if r.status == status]
+    if sort not in SORT_KEYS:
+        sort = "student"
+    rows.sort(key=lambda r: r.key(sort), reverse=descending)
+    return rows
+
+
+def _cell(value: Any) -> str:
+    """Neutralise spreadsheet formulas (CSV injection) in text cells."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def gradebook_csv(assignment: Assignment) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["username", "name", "counted", "best", "latest", "max_score", "attempts", "late", "status"]
+    )
+    for row in gradebook(assignment):
+        s = row.standing
+        writer.writerow(
+            [
+                _cell(row.user.username),
+                _cell(row.user.name),
+                "" if s.counted is None else s.counted,
+                "" if s.best is None else s.best,
+                "" if s.latest is None else s.latest,
+                "" if s.max_score is None else s.max_score,
+                s.attempts,
+                "yes" if s.late else "no",
+                row.status,
+            ]
+        )
+    return out.getvalue()
+
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
+
+
+class RosterError(ValueError):
+    pass
+
+
+def import_roster(text: str, actor: User | None = None) -> list[dict[str, str]]:
+    """Create or update student accounts from CSV (username[,name][,email][,password]).
+
+    New accounts without a password get a one-time set-up token, returned once.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    if "username" not in fields:
+        raise RosterError("The roster needs a 'username' column.")
+    results = []
+    for line, raw in enumerate(reader, start=2):
+        record = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        username = record.get("username", "")
+        if not _USERNAME.match(username):
+            raise RosterError(f"line {line}: invalid username {username!r}")
+        user = db.session.scalar(select(User).where(User.username == username))
+        outcome: dict[str, str] = {"username": username}
+        if user is None:
+            user = User(username=username, role="student")
+            db.session.add(user)
+            outcome["action"] = "created"
+        else:
+            outcome["action"] = "updated"
+        user.name = record.get("name", "") or user.name or ""
+        user.email = record.get("email") or user.email
+        if record.get("password"):
+            user.set_password(record["password"])
+            outcome["password"] = "set from roster"
+        elif outcome["action"] == "created":
+            outcome["token"] = user.new_setup_token()
+        results.append(outcome)
+    audit(actor, "roster_import", count=len(results))
+    db.session.commit()
+    return results

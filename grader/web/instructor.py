@@ -1,0 +1,245 @@
+"""Instructor (and TA) pages: dashboards, gradebook, regrade, overrides, imports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+
+from grader.errors import ConfigurationError
+from grader.web import charts
+from grader.web.access import get_assignment, instructor_required, visible_submission
+from grader.web.extensions import db
+from grader.web.forms import (
+    ConfirmForm,
+    EmptyForm,
+    OverrideForm,
+    RosterForm,
+    SpecUploadForm,
+)
+from grader.web.gradebook import RosterError, gradebook, gradebook_csv, import_roster
+from grader.web.grading import (
+    current_spec,
+    import_spec,
+    override,
+    queue_counts,
+    regrade,
+)
+from grader.web.models import SCORED_STATES, Assignment, AuditLog, Submission, User
+
+bp = Blueprint("instructor", __name__, url_prefix="/instructor")
+
+
+def _assignment(assignment_id: str) -> Assignment:
+    item = get_assignment(assignment_id)
+    if item is None or item.current_version is None:
+        abort(404)
+    return item
+
+
+@bp.get("/")
+@instructor_required
+def index() -> str:
+    assignments = db.session.scalars(select(Assignment).order_by(Assignment.id)).all()
+    return render_template(
+        "instructor/index.html",
+        assignments=assignments,
+        queue=queue_counts(),
+        spec_form=SpecUploadForm(),
+        roster_form=RosterForm(),
+        students=db.session.query(User).filter(User.role == "student").count(),
+    )
+
+
+@bp.get("/assignments/<assignment_id>")
+@instructor_required
+def dashboard(assignment_id: str) -> str:
+    item = _assignment(assignment_id)
+    spec = current_spec(item)
+    rows = gradebook(item)
+    submitted = [r for r in rows if r.standing.latest_submission is not None]
+    counted = [r.standing.counted for r in submitted if r.standing.counted is not None]
+    max_score = next((r.standing.max_score for r in submitted if r.standing.max_score), None)
+    passed = 0
+    accuracies: list[float] = []
+    per_class_sum: dict[str, float] = {}
+    per_class_n = 0
+    for row in submitted:
+        sub = row.standing.latest_submission
+        scored = [s for s in row.user.submissions if s.assignment_id == item.id]
+        if any(s.state == "graded" for s in scored):
+            passed += 1
+        if sub is not None and sub.result is not None and sub.state in SCORED_STATES:
+            metrics = sub.result.report.get("metrics")
+            if metrics:
+                accuracies.append(metrics["accuracy"])
+                per_class_n += 1
+                for cls, acc in metrics["per_class_accuracy"].items():
+                    per_class_sum[cls] = per_class_sum.get(cls, 0.0) + acc
+    hardest = sorted(
+        ((cls, total / per_class_n) for cls, total in per_class_sum.items()),
+        key=lambda item: item[1],
+    )
+    chart_data: dict[str, Any] = {
+        "scores": charts.histogram(counted, 0, max_score or 100),
+        "accuracies": charts.histogram(accuracies, 0, 1) if accuracies else None,
+    }
+    return render_template(
+        "instructor/dashboard.html",
+        assignment=item,
+        spec=spec,
+        submitted=len(submitted),
+        students=len(rows),
+        pass_rate=(passed / len(submitted)) if submitted else None,
+        hardest=hardest[:5],
+        queue=queue_counts(),
+        chart_json=json.dumps(chart_data),
+        recent=db.session.scalars(
+            select(Submission)
+            .where(Submission.assignment_id == item.id)
+            .order_by(Submission.id.desc())
+            .limit(20)
+        ).all(),
+    )
+
+
+@bp.get("/assignments/<assignment_id>/gradebook")
+@instructor_required
+def gradebook_page(assignment_id: str) -> str:
+    item = _assignment(assignment_id)
+    sort = request.args.get("sort", "student")
+    descending = request.args.get("dir") == "desc"
+    rows = gradebook(
+        item,
+        sort=sort,
+        descending=descending,
+        query=request.args.get("q", "")[:100],
+        status=request.args.get("status", "")[:20],
+    )
+    return render_template(
+        "instructor/gradebook.html",
+        assignment=item,
+        rows=rows,
+        sort=sort,
+        descending=descending,
+        q=request.args.get("q", ""),
+        status=request.args.get("status", ""),
+    )
+
+
+@bp.get("/assignments/<assignment_id>/gradebook.csv")
+@instructor_required
+def gradebook_export(assignment_id: str) -> Response:
+    item = _assignment(assignment_id)
+    return Response(
+        gradebook_csv(item),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{item.id}-grades.csv"'},
+    )
+
+
+@bp.route("/assignments/<assignment_id>/regrade", methods=["GET", "POST"])
+@instructor_required
+def regrade_all(assignment_id: str) -> str | Response:
+    item = _assignment(assignment_id)
+    subs = db.session.scalars(
+        select(Submission).where(Submission.assignment_id == item.id).order_by(Submission.id)
+    ).all()
+    form = ConfirmForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            flash("Tick the confirmation box to regrade every submission.", "error")
+            return render_template("instructor/regrade.html", assignment=item, subs=subs, form=form)
+        count = regrade(list(subs), current_user)
+        flash(f"{count} submissions queued for regrading.", "ok")
+        return redirect(url_for("instructor.dashboard", assignment_id=item.id))
+    return render_template("instructor/regrade.html", assignment=item, subs=subs, form=form)
+
+
+@bp.post("/submissions/<int:submission_id>/regrade")
+@instructor_required
+def regrade_one(submission_id: int) -> Response:
+    sub = visible_submission(submission_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    regrade([sub], current_user)
+    flash("Queued for regrading.", "ok")
+    return redirect(url_for("student.submission", submission_id=sub.id))
+
+
+@bp.post("/submissions/<int:submission_id>/override")
+@instructor_required
+def override_score(submission_id: int) -> Response:
+    sub = visible_submission(submission_id)
+    form = OverrideForm()
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            for error in errors:
+                flash(f"Override not saved: {error}", "error")
+        return redirect(url_for("student.submission", submission_id=sub.id))
+    override(sub, float(form.score.data), form.reason.data or "", current_user)  # type: ignore[arg-type]
+    flash("Score overridden.", "ok")
+    return redirect(url_for("student.submission", submission_id=sub.id))
+
+
+@bp.get("/audit")
+@instructor_required
+def audit_log() -> str:
+    entries = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(500)).all()
+    return render_template("instructor/audit.html", entries=entries)
+
+
+@bp.post("/assignments/import")
+@instructor_required
+def import_assignment() -> Response:
+    form = SpecUploadForm()
+    if not form.validate_on_submit():
+        flash("Choose a spec file.", "error")
+        return redirect(url_for("instructor.index"))
+    data = form.spec.data.read(1024 * 1024 + 1)
+    if len(data) > 1024 * 1024:
+        flash("Spec files are limited to 1 MB.", "error")
+        return redirect(url_for("instructor.index"))
+    try:
+        text = data.decode("utf-8")
+        item, outcome = import_spec(text, "uploaded spec", current_user)
+    except UnicodeDecodeError:
+        flash("The spec is not UTF-8 text.", "error")
+        return redirect(url_for("instructor.index"))
+    except ConfigurationError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("instructor.index"))
+    flash(f"Assignment {item.id} {outcome}.", "ok")
+    return redirect(url_for("instructor.dashboard", assignment_id=item.id))
+
+
+@bp.post("/roster")
+@instructor_required
+def roster() -> str | Response:
+    form = RosterForm()
+    if not form.validate_on_submit():
+        flash("Choose a roster CSV file.", "error")
+        return redirect(url_for("instructor.index"))
+    try:
+        text = form.roster.data.read(2 * 1024 * 1024).decode("utf-8-sig")
+        results = import_roster(text, current_user)
+    except (UnicodeDecodeError, RosterError) as exc:
+        db.session.rollback()
+        flash(f"Roster not imported: {exc}", "error")
+        return redirect(url_for("instructor.index"))
+    for result in results:
+        if "token" in result:
+            result["link"] = url_for("auth.welcome", token=result["token"], _external=True)
+    return render_template("instructor/roster_result.html", results=results)
