@@ -41,12 +41,14 @@ class TestSet:
 class _ArraysOnly(pickle.Unpickler):
     """The official batches are pickles: allow only what they contain."""
 
-    _allowed = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
+    _allowed = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self._allowed:
@@ -95,22 +97,26 @@ def _keras_cache() -> Path | None:
 
 def _download() -> Path:
     try:
-        import keras  # noqa: PLC0415 - only when nothing local exists
+        import keras
 
         keras.datasets.cifar10.load_data()
-    except Exception as exc:  # noqa: BLE001 - any failure means "offline"
+    except Exception as exc:
         raise ConfigurationError(
             f"No CIFAR-10 test set found and the download failed ({exc}). {HOW_TO_PROVIDE}"
         ) from None
     found = _keras_cache()
     if found is None:
-        raise ConfigurationError(f"keras downloaded CIFAR-10 but it was not found. {HOW_TO_PROVIDE}")
+        raise ConfigurationError(
+            f"keras downloaded CIFAR-10 but it was not found. {HOW_TO_PROVIDE}"
+        )
     return found
 
 
 def _materialise(source: Path) -> TestSet:
     stat = source.stat()
-    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    key = hashlib.sha256(
+        f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+    ).hexdigest()
     cache = _cache_dir()
     images_path = cache / f"cifar10-test-{key[:16]}.npy"
     labels_path = cache / f"cifar10-test-{key[:16]}-labels.npy"

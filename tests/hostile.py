@@ -61,8 +61,10 @@ def _touch_command(marker: Path) -> str:
 
 
 @functools.cache
-def _template_keras_bytes() -> bytes:
-    """A tiny real CNN saved as .keras (built once per process)."""
+def _templates() -> dict[str, bytes]:
+    """A tiny real CNN saved as .keras, legacy .h5 and weights-only (built once per process)."""
+    import tempfile
+
     keras = _keras()
     model = keras.Sequential(
         [
@@ -74,25 +76,21 @@ def _template_keras_bytes() -> bytes:
         ]
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    buf = io.BytesIO()
-    model.save(buf) if False else None  # Keras wants a path; keep the real code path below
-    path = _tmp_dir() / "template.keras"
-    model.save(path)
-    model.save(path.with_suffix(".h5"))
-    model.save_weights(_tmp_dir() / "template.weights.h5")
-    return path.read_bytes()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy-format warning
+        files = {"keras": "m.keras", "h5": "m.h5", "weights": "m.weights.h5"}
+        model.save(Path(tmp) / files["keras"])
+        model.save(Path(tmp) / files["h5"])
+        model.save_weights(Path(tmp) / files["weights"])
+        return {kind: (Path(tmp) / name).read_bytes() for kind, name in files.items()}
 
 
-@functools.cache
-def _tmp_dir() -> Path:
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="hostile-templates-"))
+def _template_keras_bytes() -> bytes:
+    return _templates()["keras"]
 
 
 def _template_h5_bytes() -> bytes:
-    _template_keras_bytes()
-    return (_tmp_dir() / "template.h5").read_bytes()
+    return _templates()["h5"]
 
 
 def _template_members() -> dict[str, bytes]:
@@ -365,9 +363,8 @@ def torch_zip(directory: Path, marker: Path | None = None, name: str = "torch.ke
 
 def weights_only_h5(directory: Path, marker: Path | None = None) -> Path:
     """Weights saved with save_weights: no architecture inside."""
-    _template_keras_bytes()
     path = Path(directory) / "weights_only.h5"
-    path.write_bytes((_tmp_dir() / "template.weights.h5").read_bytes())
+    path.write_bytes(_templates()["weights"])
     return path
 
 
@@ -432,7 +429,9 @@ def weights_not_h5_keras(directory: Path, marker: Path | None = None) -> Path:
 # --------------------------------------------------------------------------- refused: zip tricks
 
 
-def _keras_plus(directory: Path, name: str, extra: list[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
+def _keras_plus(
+    directory: Path, name: str, extra: list[tuple[str | zipfile.ZipInfo, bytes]]
+) -> Path:
     return _write_zip(Path(directory) / name, [*_template_members().items(), *extra])
 
 
@@ -457,8 +456,11 @@ def symlink_member_keras(directory: Path, marker: Path | None = None) -> Path:
     members = _template_members()
     return _write_zip(
         Path(directory) / "symlink.keras",
-        [("metadata.json", members["metadata.json"]), (info, b"/etc/passwd"),
-         ("model.weights.h5", members["model.weights.h5"])],
+        [
+            ("metadata.json", members["metadata.json"]),
+            (info, b"/etc/passwd"),
+            ("model.weights.h5", members["model.weights.h5"]),
+        ],
     )
 
 
@@ -477,8 +479,11 @@ def npz_weights_keras(directory: Path, marker: Path | None = None) -> Path:
     np.savez(buf, a=np.zeros(3))
     return _write_zip(
         Path(directory) / "npz.keras",
-        [("metadata.json", members["metadata.json"]), ("config.json", members["config.json"]),
-         ("model.weights.npz", buf.getvalue())],
+        [
+            ("metadata.json", members["metadata.json"]),
+            ("config.json", members["config.json"]),
+            ("model.weights.npz", buf.getvalue()),
+        ],
     )
 
 
@@ -516,8 +521,12 @@ def _patch_zip(
         local = struct.unpack_from("<L", out, pos + 42)[0]
         if member is None or name == member:
             if flag_bits:
-                struct.pack_into("<H", out, pos + 8, struct.unpack_from("<H", out, pos + 8)[0] | flag_bits)
-                struct.pack_into("<H", out, local + 6, struct.unpack_from("<H", out, local + 6)[0] | flag_bits)
+                struct.pack_into(
+                    "<H", out, pos + 8, struct.unpack_from("<H", out, pos + 8)[0] | flag_bits
+                )
+                struct.pack_into(
+                    "<H", out, local + 6, struct.unpack_from("<H", out, local + 6)[0] | flag_bits
+                )
             if file_size is not None:
                 struct.pack_into("<L", out, pos + 24, file_size)
                 struct.pack_into("<L", out, local + 22, file_size)
@@ -600,7 +609,7 @@ def h5_object_reference(directory: Path, marker: Path | None = None) -> Path:
 
 def h5_opaque_dtype(directory: Path, marker: Path | None = None) -> Path:
     def edit(f: h5py.File) -> None:
-        f.create_dataset("model_weights/opaque", data=np.void(b"\x00" * 16).reshape(1))
+        f.create_dataset("model_weights/opaque", data=np.array([np.void(b"\x00" * 16)]))
 
     return _edited_h5(Path(directory) / "opaque.h5", edit)
 

@@ -16,7 +16,7 @@ import os
 import stat
 import struct
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,8 +230,8 @@ def _read_keras(fh: BinaryIO, settings: Settings) -> ModelFile:
     if weights.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
         raise NotGradable("The weights inside the .keras file (model.weights.h5) are not HDF5.")
     weights.seek(0)
-    with _open_h5(weights, "model.weights.h5") as h5:
-        shapes = _inspect_hdf5(h5, settings, "model.weights.h5")
+    with _open_h5(weights, "The weights file model.weights.h5") as h5:
+        shapes = _inspect_hdf5(h5, settings, "The weights file model.weights.h5")
     return ModelFile("keras", config, keras_version, shapes)
 
 
@@ -382,7 +382,8 @@ def _open_h5(source: BinaryIO, what: str) -> Iterator[h5py.File]:
     try:
         h5 = h5py.File(source, "r")
     except Exception as exc:
-        raise NotGradable(DAMAGED.format(detail=f" ({what} cannot be opened as HDF5)")) from exc
+        detail = f" ({what.lower()} cannot be opened as HDF5)"
+        raise NotGradable(DAMAGED.format(detail=detail)) from exc
     try:
         yield h5
     finally:
@@ -392,8 +393,8 @@ def _open_h5(source: BinaryIO, what: str) -> Iterator[h5py.File]:
 def _read_h5_model(fh: BinaryIO, settings: Settings) -> ModelFile:
     """Legacy ``.h5`` model: the architecture is the root attribute ``model_config``."""
     fh.seek(0)
-    with _open_h5(fh, "the .h5 file") as h5:
-        shapes = _inspect_hdf5(h5, settings, "the .h5 file")
+    with _open_h5(fh, "The .h5 file") as h5:
+        shapes = _inspect_hdf5(h5, settings, "The .h5 file")
         if "model_config" not in h5.attrs:
             raise NotGradable(
                 "The .h5 file stores no model architecture (was it saved with "
@@ -436,50 +437,55 @@ def _inspect_hdf5(h5: h5py.File, settings: Settings, what: str) -> dict[str, tup
     """Refuse links, external/virtual storage, plugin filters, odd dtypes and bombs.
 
     Links are checked first without following any of them; only then are objects
-    visited (h5py's object visit only follows hard links anyway).
+    looked at.  The h5py visitors only collect names (an exception raised inside
+    an h5py link-visit callback surfaces as a SystemError), checks run afterwards.
     """
-    count = 0
-
-    def on_link(name: str, link: Any) -> None:
-        nonlocal count
-        count += 1
-        if count > MAX_H5_OBJECTS:
-            raise NotGradable(f"{_cap(what)} contains far too many entries.")
+    link_names = _collect(h5.visit_links, what)
+    for name in link_names:
+        try:
+            link = h5.get(name, getlink=True)
+        except TypeError as exc:  # h5py's answer to user-defined link types
+            raise NotGradable(f"{what} contains an unknown kind of link ({name!r}).") from exc
         if isinstance(link, h5py.ExternalLink):
-            raise NotGradable(f"{_cap(what)} links to another file ({name!r}); not allowed.")
+            raise NotGradable(f"{what} links to another file ({name!r}); this is not allowed.")
         if isinstance(link, h5py.SoftLink):
-            raise NotGradable(f"{_cap(what)} contains a soft link ({name!r}); not allowed.")
+            raise NotGradable(f"{what} contains a soft link ({name!r}); this is not allowed.")
         if not isinstance(link, h5py.HardLink):
-            raise NotGradable(f"{_cap(what)} contains an unknown kind of link ({name!r}).")
-
-    try:
-        h5.visititems_links(on_link)
-    except TypeError as exc:  # h5py raises TypeError on user-defined link types
-        raise NotGradable(f"{_cap(what)} contains an unknown kind of link.") from exc
+            raise NotGradable(f"{what} contains an unknown kind of link ({name!r}).")
 
     shapes: dict[str, tuple[int, ...]] = {}
     total = 0
-
-    def on_object(name: str, obj: Any) -> None:
-        nonlocal total
+    for name in _collect(h5.visit, what):
+        obj = h5.get(name)
         if isinstance(obj, h5py.Group):
-            return
+            continue
         if not isinstance(obj, h5py.Dataset):
-            raise NotGradable(f"{_cap(what)} contains an unexpected object ({name!r}).")
-        declared = _check_dataset(name, obj, settings, what)
-        total += declared
+            raise NotGradable(f"{what} contains an unexpected object ({name!r}).")
+        total += _check_dataset(name, obj, settings, what)
         if total > settings.max_uncompressed_bytes:
             limit = _mb(settings.max_uncompressed_bytes)
-            raise NotGradable(f"{_cap(what)} declares more than {limit} of weights.")
+            raise NotGradable(f"{what} declares more than {limit} of weights.")
         shapes[name] = tuple(int(n) for n in obj.shape)
-
-    h5.visititems(on_object)
     return shapes
+
+
+def _collect(visit: Callable[[Callable[[str], Any]], Any], what: str) -> list[str]:
+    """Names from an h5py visitor, stopping (by return value, not exception) at the cap."""
+    names: list[str] = []
+
+    def add(name: str) -> bool | None:
+        names.append(name)
+        return True if len(names) > MAX_H5_OBJECTS else None
+
+    visit(add)
+    if len(names) > MAX_H5_OBJECTS:
+        raise NotGradable(f"{what} contains far too many entries.")
+    return names
 
 
 def _check_dataset(name: str, dset: h5py.Dataset, settings: Settings, what: str) -> int:
     """Check one dataset's metadata (never its data); return its declared size in bytes."""
-    where = f"{_cap(what)}: dataset {name!r}"
+    where = f"{what}: dataset {name!r}"
     if dset.external:
         raise NotGradable(f"{where} keeps its data in another file; this is not allowed.")
     if dset.is_virtual:
@@ -533,7 +539,3 @@ def _attr_equals(obj: h5py.HLObject, name: str, expected: str) -> bool:
     if isinstance(value, bytes | np.bytes_):
         value = bytes(value).decode("utf-8", "replace")
     return value == expected
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]

@@ -13,6 +13,7 @@ Exit codes: 0 ok, 2 bad arguments, 3 the model could not be loaded, 4 out of mem
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import errno
 import json
@@ -48,19 +49,53 @@ def apply_seccomp() -> bool:
     clone_thread = 0x00010000
     af_unix = 1
     for name in (
-        "fork", "vfork", "execve", "execveat", "ptrace", "process_vm_readv",
-        "process_vm_writev", "mount", "umount2", "pivot_root", "chroot", "unshare",
-        "setns", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
-        "userfaultfd", "kexec_load", "kexec_file_load", "init_module", "finit_module",
-        "delete_module", "swapon", "swapoff", "reboot", "acct", "quotactl",
-        "open_by_handle_at", "name_to_handle_at", "iopl", "ioperm", "syslog",
-        "io_uring_setup", "io_uring_enter", "io_uring_register", "fanotify_init",
-        "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick",
+        "fork",
+        "vfork",
+        "execve",
+        "execveat",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "unshare",
+        "setns",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "swapon",
+        "swapoff",
+        "reboot",
+        "acct",
+        "quotactl",
+        "open_by_handle_at",
+        "name_to_handle_at",
+        "iopl",
+        "ioperm",
+        "syslog",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "fanotify_init",
+        "move_mount",
+        "open_tree",
+        "fsopen",
+        "fsmount",
+        "fsconfig",
+        "fspick",
     ):
-        try:
+        with contextlib.suppress(Exception):  # syscall unknown on this architecture
             f.add_rule(eperm, name)
-        except Exception:  # syscall unknown on this architecture
-            pass
     f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, clone_thread, 0))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket", sc.Arg(0, sc.NE, af_unix))
@@ -258,7 +293,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                 y = model.predict_on_batch(x)
                 if isinstance(y, dict | list | tuple):
                     raise Failure(
-                        EXIT_PREDICT, "predict",
+                        EXIT_PREDICT,
+                        "predict",
                         f"the model has {len(y)} outputs; exactly one is expected",
                     )
                 chunks.append(np.asarray(y))
@@ -312,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         if "bad_alloc" in msg or "OOM" in msg or "ResourceExhausted" in type(exc).__name__:
             write_json(args.out, "error.json", {"error": msg, "kind": "memory"})
             return EXIT_MEMORY
-        write_json(args.out, "error.json", {"error": f"{type(exc).__name__}: {msg}", "kind": "other"})
+        write_json(
+            args.out, "error.json", {"error": f"{type(exc).__name__}: {msg}", "kind": "other"}
+        )
         return EXIT_OTHER
     write_json(args.out, "summary.json", summary)
     return EXIT_OK

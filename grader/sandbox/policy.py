@@ -164,7 +164,7 @@ def python_roots() -> list[Path]:
 
 def minimal_roots(paths: Iterable[Path]) -> list[Path]:
     """Drop duplicates, paths inside another one, and paths already under ``/usr``."""
-    resolved = sorted({Path(os.path.realpath(p)) for p in paths}, key=lambda p: len(p.parts))
+    resolved = sorted({Path(os.path.realpath(p)) for p in paths}, key=lambda p: (len(p.parts), str(p)))
     kept: list[Path] = []
     for p in resolved:
         if p == Path("/") or _under(p, Path("/usr")):
@@ -252,7 +252,9 @@ def bwrap_argv(
     argv += ["--ro-bind", "/usr", "/usr"]
     for item in system if system is not None else system_binds():
         argv += item
-    covered = [PurePosixPath("/usr"), PurePosixPath("/tmp"), PurePosixPath("/dev")]
+    # Only /usr is a host directory with its own (traversable) subdirectories; below the
+    # fresh tmpfs /tmp or /dev, missing parents must be created like anywhere else.
+    covered = [PurePosixPath("/usr")]
     made: set[str] = set()
     for b in binds:
         argv += _parent_dirs(b.dest, covered, made)

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -73,11 +73,17 @@ def sandbox_status() -> tuple[bool, str]:
         return False, "the sandbox needs Linux (bubblewrap)"
     missing = [t for t in ("bwrap", "setpriv", "prlimit", "timeout") if shutil.which(t) is None]
     if missing:
-        return False, f"missing program(s): {', '.join(missing)} (install bubblewrap and util-linux)"
+        return (
+            False,
+            f"missing program(s): {', '.join(missing)} (install bubblewrap and util-linux)",
+        )
     if os.geteuid() != 0:
         return False, "the sandbox must be started as root (it drops to uid 65534 itself)"
     limits = SandboxLimits(
-        memory_bytes=1024**3, cpu_seconds=20, wall_seconds=20, max_processes=64,
+        memory_bytes=1024**3,
+        cpu_seconds=20,
+        wall_seconds=20,
+        max_processes=64,
         max_file_bytes=1024 * 1024,
     )
     code = "import os,sys; sys.stdout.write('ok %d' % os.getuid())"
@@ -106,8 +112,9 @@ def _python_binds() -> list[Bind]:
     return [Bind(p, PurePosixPath(str(p))) for p in python_roots()]
 
 
-def _spawn(argv: list[str], workdir: Path, wall_seconds: int,
-           env: dict[str, str] | None = None) -> tuple[int, str, str, float, bool]:
+def _spawn(
+    argv: list[str], workdir: Path, wall_seconds: int, env: dict[str, str] | None = None
+) -> tuple[int, str, str, float, bool]:
     """Run ``argv`` in its own process group with output in files; kill the group on overrun.
 
     Returns (returncode, stdout, stderr, elapsed seconds, killed_by_runner).
@@ -117,8 +124,13 @@ def _spawn(argv: list[str], workdir: Path, wall_seconds: int,
     t0 = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-            start_new_session=True, env=env, cwd="/",
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            env=env,
+            cwd="/",
         )
         try:
             proc.wait(timeout=wall_seconds + RUNNER_SLACK_SECONDS)
@@ -126,10 +138,8 @@ def _spawn(argv: list[str], workdir: Path, wall_seconds: int,
             killed = isinstance(exc, subprocess.TimeoutExpired)
             # The group is still owned by the unreaped leader, so this cannot hit a
             # recycled pgid. bwrap's --die-with-parent takes the namespace down with it.
-            try:
+            with suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             proc.wait()
             if not killed:
                 raise
@@ -210,7 +220,10 @@ def evaluate_model(
         out.mkdir(mode=0o700)
         home = work / "home"
         home.mkdir(mode=0o700)
-        shutil.copyfile(model_path, stage / f"model{suffix}")
+        try:
+            shutil.copyfile(model_path, stage / f"model{suffix}")
+        except OSError as exc:
+            raise NotGradable(f"The model file could not be read ({exc.strerror}).") from exc
         shutil.copyfile(LAUNCHER_SOURCE, stage / LAUNCHER_NAME)
         if images is not None:
             shutil.copyfile(images, stage / IMAGES_NAME)
@@ -221,29 +234,53 @@ def evaluate_model(
         spawn_t = time.time()
         if trust:
             argv = trusted_argv(
-                [sys.executable, "-I", "-B", str(stage / LAUNCHER_NAME)]
-                + launcher_args(
-                    model=str(stage / f"model{suffix}"),
-                    images=str(stage / IMAGES_NAME) if images is not None else None,
-                    out_dir=str(out), scale=scale, offset=offset, batch_size=batch_size,
-                    gpu=gpu, landlock=True, write_dirs=[str(home)],
-                ),
-                limits=limits, gpu=gpu,
+                [
+                    sys.executable,
+                    "-I",
+                    "-B",
+                    str(stage / LAUNCHER_NAME),
+                    *launcher_args(
+                        model=str(stage / f"model{suffix}"),
+                        images=str(stage / IMAGES_NAME) if images is not None else None,
+                        out_dir=str(out),
+                        scale=scale,
+                        offset=offset,
+                        batch_size=batch_size,
+                        gpu=gpu,
+                        landlock=True,
+                        write_dirs=[str(home)],
+                    ),
+                ],
+                limits=limits,
+                gpu=gpu,
             )
-            env = sandbox_env(gpu) | {"HOME": str(home), "TMPDIR": str(home),
-                                      "KERAS_HOME": str(home / ".keras"),
-                                      "MPLCONFIGDIR": str(home)}
+            env = sandbox_env(gpu) | {
+                "HOME": str(home),
+                "TMPDIR": str(home),
+                "KERAS_HOME": str(home / ".keras"),
+                "MPLCONFIGDIR": str(home),
+            }
             rc, _, err, elapsed, killed = _spawn(argv, work, limits.wall_seconds, env=env)
         else:
             os.chown(out, NOBODY_UID, NOBODY_GID)
             binds = [*_python_binds(), Bind(stage, SANDBOX_DIR), Bind(out, OUT_DIR, True)]
-            inner = [sys.executable, "-I", "-B",
-                     str(SANDBOX_DIR / LAUNCHER_NAME)] + launcher_args(
-                model=str(SANDBOX_DIR / f"model{suffix}"),
-                images=str(SANDBOX_DIR / IMAGES_NAME) if images is not None else None,
-                out_dir=str(OUT_DIR), scale=scale, offset=offset, batch_size=batch_size,
-                gpu=gpu, landlock=True, write_dirs=["/tmp"],
-            )
+            inner = [
+                sys.executable,
+                "-I",
+                "-B",
+                str(SANDBOX_DIR / LAUNCHER_NAME),
+                *launcher_args(
+                    model=str(SANDBOX_DIR / f"model{suffix}"),
+                    images=str(SANDBOX_DIR / IMAGES_NAME) if images is not None else None,
+                    out_dir=str(OUT_DIR),
+                    scale=scale,
+                    offset=offset,
+                    batch_size=batch_size,
+                    gpu=gpu,
+                    landlock=True,
+                    write_dirs=["/tmp"],
+                ),
+            ]
             argv = sandbox_argv(inner, limits=limits, binds=binds, gpu=gpu)
             rc, _, err, elapsed, killed = _spawn(argv, work, limits.wall_seconds)
 
@@ -260,12 +297,25 @@ def _count_images(path: Path) -> int:
 
 
 # --------------------------------------------------------------------------- verdicts
-_MEMORY_HINTS = ("MemoryError", "bad_alloc", "Cannot allocate memory", "OOM when allocating",
-                 "ResourceExhaustedError", "out of memory")
+_MEMORY_HINTS = (
+    "MemoryError",
+    "bad_alloc",
+    "Cannot allocate memory",
+    "OOM when allocating",
+    "ResourceExhaustedError",
+    "out of memory",
+)
 
 
-def _raise_for_failure(rc: int, err: str, out: Path, elapsed: float, killed: bool,
-                       limits: SandboxLimits, scrub: list[str]) -> None:
+def _raise_for_failure(
+    rc: int,
+    err: str,
+    out: Path,
+    elapsed: float,
+    killed: bool,
+    limits: SandboxLimits,
+    scrub: list[str],
+) -> None:
     """Map how the sandbox ended to a NotGradable with a plain-words reason."""
     if rc == 0:
         return
@@ -292,10 +342,20 @@ def _raise_for_failure(rc: int, err: str, out: Path, elapsed: float, killed: boo
         )
     if any(h in err for h in _MEMORY_HINTS) or rc in (-signal.SIGKILL, 137):
         raise NotGradable(_memory_message(limits))
+    if "pthread_create" in err or "Resource temporarily unavailable" in err:
+        # RLIMIT_AS (thread stacks) or RLIMIT_NPROC (threads count as processes).
+        raise NotGradable(
+            "Evaluation could not start more threads within the limits of "
+            f"{limits.memory_bytes // (1024 * 1024)} MiB of memory and "
+            f"{limits.max_processes} processes, and was stopped."
+        )
     if info is not None:
         raise NotGradable(f"Evaluation failed: {_scrub(info[1], scrub)}")
-    status = f"signal {signal.Signals(-rc).name}" if rc < 0 and -rc in _SIGNALS else (
-        f"exit status {rc}")
+    status = (
+        f"signal {signal.Signals(-rc).name}"
+        if rc < 0 and -rc in _SIGNALS
+        else (f"exit status {rc}")
+    )
     tail = _tail(_scrub(err, scrub), 5)
     raise NotGradable(
         f"Evaluation stopped unexpectedly ({status})."
@@ -335,8 +395,13 @@ def _scrub(text: str, extra: list[str]) -> str:
     return _PATH_RE.sub(lambda m: "…/" + m.group(0).rsplit("/", 1)[-1], text)
 
 
+_NOISE = re.compile(r"^(@ |\*\*\* |\[symbolize|WARNING: All log messages|[IW]\d{4} )")
+
+
 def _tail(text: str, n: int) -> str:
-    keep = [ln.strip()[:200] for ln in text.splitlines() if ln.strip()]
+    """Last ``n`` meaningful lines (no stack-frame addresses or TF info chatter)."""
+    lines = (ln.strip() for ln in text.splitlines())
+    keep = [ln[:200] for ln in lines if ln and not _NOISE.match(ln)]
     return "\n".join(keep[-n:])
 
 
@@ -345,8 +410,9 @@ def _bad(reason: str) -> NotGradable:
     return NotGradable(f"The evaluation returned unusable results: {reason}.")
 
 
-def _collect(out: Path, n_images: int | None, spawn_t: float, limits: SandboxLimits,
-             gpu: int | None) -> EvaluationResult:
+def _collect(
+    out: Path, n_images: int | None, spawn_t: float, limits: SandboxLimits, gpu: int | None
+) -> EvaluationResult:
     """Parse and validate everything the sandbox wrote; trust none of it."""
     path = out / "summary.json"
     try:
@@ -443,9 +509,7 @@ def _load_predictions(path: Path, n_images: int, limits: SandboxLimits) -> np.nd
             "class scores per image (a 2-D output)."
         )
     if arr.shape[0] != n_images:
-        raise NotGradable(
-            f"The model returned {arr.shape[0]} predictions for {n_images} images."
-        )
+        raise NotGradable(f"The model returned {arr.shape[0]} predictions for {n_images} images.")
     arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise NotGradable("The model's predictions contain NaN or infinite values.")

@@ -147,14 +147,17 @@ def attempts_used_today(user: User, assignment: Assignment, now: dt.datetime | N
     """Submissions today (UTC) that count: refused files and infrastructure errors do not."""
     now = now or utcnow()
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return db.session.scalar(
-        select(func.count(Submission.id)).where(
-            Submission.user_id == user.id,
-            Submission.assignment_id == assignment.id,
-            Submission.created_at >= start,
-            Submission.state.not_in(FREE_STATES),
+    return (
+        db.session.scalar(
+            select(func.count(Submission.id)).where(
+                Submission.user_id == user.id,
+                Submission.assignment_id == assignment.id,
+                Submission.created_at >= start,
+                Submission.state.not_in(FREE_STATES),
+            )
         )
-    ) or 0
+        or 0
+    )
 
 
 def attempts_left_today(user: User, assignment: Assignment) -> int | None:
@@ -416,9 +419,7 @@ def queue_counts() -> dict[str, int]:
 
 def recover_incomplete() -> int:
     """On start-up, hand back to the executor what a previous process left unfinished."""
-    subs = db.session.scalars(
-        select(Submission).where(Submission.state.in_(ACTIVE_STATES))
-    ).all()
+    subs = db.session.scalars(select(Submission).where(Submission.state.in_(ACTIVE_STATES))).all()
     for sub in subs:
         sub.state = QUEUED
         sub.add_log("re-queued after a restart")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import (
@@ -105,7 +104,7 @@ def dashboard(assignment_id: str) -> str:
         pass_rate=(passed / len(submitted)) if submitted else None,
         hardest=hardest[:5],
         queue=queue_counts(),
-        chart_json=json.dumps(chart_data),
+        chart_data=chart_data,
         recent=db.session.scalars(
             select(Submission)
             .where(Submission.assignment_id == item.id)

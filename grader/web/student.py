@@ -103,7 +103,9 @@ def submit(assignment_id: str) -> str | Response:
 @login_required
 def history() -> str:
     subs = db.session.scalars(
-        select(Submission).where(Submission.user_id == current_user.id).order_by(Submission.id.desc())
+        select(Submission)
+        .where(Submission.user_id == current_user.id)
+        .order_by(Submission.id.desc())
     ).all()
     return render_template("student/history.html", subs=subs)
 

@@ -1,0 +1,320 @@
+"""``grader`` sub-commands for the web service: database, users, roster, grades,
+``serve``, and ``submit``/``status`` that talk to a server's JSON API."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader.errors import ConfigurationError
+
+
+def _app() -> Any:
+    from grader.web import create_app
+
+    return create_app()
+
+
+def register_commands(cli: click.Group) -> None:
+    """Add the web service's commands to the ``grader`` group (called by grader.cli)."""
+    for command in (init_db, upgrade_db, create_user, import_roster_cmd, regrade_cmd,
+                    export_grades, serve, submit, status):  # fmt: skip
+        cli.add_command(command)
+    group = cli.commands.get("assignments")
+    if isinstance(group, click.Group):
+        group.add_command(import_assignments)
+    else:
+        assignments = click.Group("assignments", help="List, show and import assignment specs.")
+        assignments.add_command(import_assignments)
+        cli.add_command(assignments)
+
+
+@click.command("init-db")
+def init_db() -> None:
+    """Create the database (or bring it up to date) with Alembic migrations."""
+    from grader.web.migrate import upgrade
+
+    app = _app()
+    upgrade(app)
+    click.echo(f"Database ready: {_safe_url(app.config['SQLALCHEMY_DATABASE_URI'])}")
+
+
+@click.command("upgrade")
+def upgrade_db() -> None:
+    """Apply pending database migrations."""
+    from grader.web.migrate import upgrade
+
+    upgrade(_app())
+    click.echo("Database upgraded.")
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["student", "instructor"]), default="student")
+@click.option("--name", default="")
+@click.option("--password", help="Prompted for if omitted (use --random for a generated one).")
+@click.option("--random", "random_password", is_flag=True, help="Generate and print a password.")
+def create_user(
+    username: str, role: str, name: str, password: str | None, random_password: bool
+) -> None:
+    """Create a user or reset an existing user's password and role."""
+    from sqlalchemy import select
+
+    from grader.web.extensions import db
+    from grader.web.models import User
+
+    if random_password:
+        password = secrets.token_urlsafe(12)
+    elif password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    app = _app()
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == username))
+        created = user is None
+        if user is None:
+            user = User(username=username)
+            db.session.add(user)
+        user.role = role
+        user.name = name or user.name or ""
+        user.set_password(password or "")
+        db.session.commit()
+    click.echo(f"{'Created' if created else 'Updated'} {role} {username}.")
+    if random_password:
+        click.echo(f"Password: {password}")
+
+
+@click.command("import-roster")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base-url", default="http://127.0.0.1:5000", help="For the one-time links.")
+def import_roster_cmd(csv_file: Path, base_url: str) -> None:
+    """Create student accounts from a CSV (username[,name,email,password])."""
+    from grader.web.gradebook import RosterError, import_roster
+
+    app = _app()
+    with app.app_context():
+        try:
+            results = import_roster(csv_file.read_text(encoding="utf-8-sig"))
+        except RosterError as exc:
+            raise click.ClickException(str(exc)) from None
+    for r in results:
+        extra = ""
+        if "token" in r:
+            extra = f"  {base_url.rstrip('/')}/welcome/{r['token']}"
+        elif "password" in r:
+            extra = "  (password from roster)"
+        click.echo(f"{r['action']:8} {r['username']}{extra}")
+
+
+@click.command("import")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def import_assignments(paths: tuple[Path, ...]) -> None:
+    """Add or update assignments from spec files (default: the assignments folder)."""
+    from grader.settings import get_settings
+    from grader.web.grading import import_spec_files
+
+    files: list[Path] = []
+    for path in paths or (get_settings().assignments_dir,):
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    app = _app()
+    with app.app_context():
+        try:
+            for assignment_id, outcome in import_spec_files(files):
+                click.echo(f"{outcome:9} {assignment_id}")
+        except ConfigurationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.command("regrade")
+@click.option("--assignment", "assignment_id", help="Regrade every submission of it.")
+@click.option("--submission", "submission_ids", type=int, multiple=True)
+def regrade_cmd(assignment_id: str | None, submission_ids: tuple[int, ...]) -> None:
+    """Regrade submissions now, in this process, against the current spec."""
+    from sqlalchemy import select
+
+    from grader.web.extensions import db
+    from grader.web.grading import regrade
+    from grader.web.models import Submission
+
+    if not assignment_id and not submission_ids:
+        raise click.UsageError("give --assignment or --submission")
+    from grader.web import create_app
+
+    app = create_app({"GRADER_EXECUTOR": "sync"})
+    with app.app_context():
+        query = select(Submission)
+        if assignment_id:
+            query = query.where(Submission.assignment_id == assignment_id)
+        if submission_ids:
+            query = query.where(Submission.id.in_(submission_ids))
+        subs = list(db.session.scalars(query.order_by(Submission.id)).all())
+        regrade(subs, None)
+        for sub in subs:
+            db.session.refresh(sub)
+            click.echo(f"#{sub.id} {sub.user.username}: {sub.state} {sub.final_score}")
+
+
+@click.command("export-grades")
+@click.argument("assignment_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+def export_grades(assignment_id: str, output: Path | None) -> None:
+    """Write an assignment's gradebook as CSV (stdout by default)."""
+    from grader.web.extensions import db
+    from grader.web.gradebook import gradebook_csv
+    from grader.web.models import Assignment
+
+    app = _app()
+    with app.app_context():
+        assignment = db.session.get(Assignment, assignment_id)
+        if assignment is None or assignment.current_version is None:
+            raise click.ClickException(f"No assignment '{assignment_id}'.")
+        text = gradebook_csv(assignment)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Concurrent gradings.")
+@click.option("--no-import", is_flag=True, help="Do not import the assignments folder on start.")
+def serve(host: str, port: int, workers: int, no_import: bool) -> None:
+    """Run the web app with the background-thread grader (SQLite by default)."""
+    from werkzeug.serving import run_simple
+
+    from grader.web import create_app
+    from grader.web.grading import import_spec_files, recover_incomplete
+    from grader.web.migrate import upgrade
+
+    app = create_app({"GRADER_WORKERS": max(1, min(workers, 2))})
+    upgrade(app)
+    with app.app_context():
+        if not no_import:
+            from grader.settings import get_settings
+
+            folder = get_settings().assignments_dir
+            if folder.is_dir():
+                for assignment_id, outcome in import_spec_files(sorted(folder.glob("*.yaml"))):
+                    click.echo(f"assignment {assignment_id}: {outcome}")
+        requeued = recover_incomplete()
+        if requeued:
+            click.echo(f"re-queued {requeued} unfinished submissions")
+    click.echo(f"Serving on http://{host}:{port}/")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+# --- Client commands ---------------------------------------------------------
+
+
+def _client_options(f: Any) -> Any:
+    f = click.option("--token", envvar="GRADER_TOKEN", help="API token (or GRADER_TOKEN).")(f)
+    f = click.option(
+        "--server", envvar="GRADER_SERVER", default="http://127.0.0.1:5000",
+        show_default=True, help="Server URL (or GRADER_SERVER).",
+    )(f)  # fmt: skip
+    return f
+
+
+def _request(
+    server: str, token: str | None, path: str, *, body: bytes | None = None,
+    content_type: str | None = None,
+) -> Any:  # fmt: skip
+    if not token:
+        raise click.ClickException("No token: pass --token or set GRADER_TOKEN.")
+    url = server.rstrip("/") + "/api/v1" + path
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Accept", "application/json")
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("message") or exc.reason
+        except (ValueError, AttributeError):
+            message = exc.reason
+        raise click.ClickException(f"{exc.code}: {message}") from None
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"Cannot reach {server}: {exc.reason}") from None
+
+
+def _multipart(field: str, path: Path) -> tuple[bytes, str]:
+    boundary = "----grader" + secrets.token_hex(12)
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+        f'filename="{path.name.replace(chr(34), "")}"\r\nContent-Type: {mime}\r\n\r\n'
+    ).encode()
+    body = head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _show(sub: dict[str, Any]) -> None:
+    score = sub.get("score")
+    line = f"#{sub['id']} {sub['assignment_id']}: {sub['state']}"
+    if score is not None:
+        line += f", score {score}/{sub.get('max_score')}"
+    if sub.get("reason"):
+        line += f" ({sub['reason']})"
+    click.echo(line)
+
+
+@click.command("submit")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--assignment", "assignment_id", required=True)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the grade.")
+@_client_options
+def submit(model: Path, assignment_id: str, wait: bool, server: str, token: str | None) -> None:
+    """Upload a model file to a grading server."""
+    body, ctype = _multipart("model", model)
+    sub = _request(server, token, f"/assignments/{assignment_id}/submissions", body=body,
+                   content_type=ctype)  # fmt: skip
+    _show(sub)
+    deadline = time.monotonic() + 900
+    while wait and not sub.get("finished") and time.monotonic() < deadline:
+        time.sleep(2)
+        sub = _request(server, token, f"/submissions/{sub['id']}")
+        _show(sub)
+    if sub.get("finished"):
+        click.echo(f"Feedback: {sub['url']}")
+        sys.exit({"graded": 0, "failed": 1, "not_gradable": 2}.get(sub["state"], 3))
+
+
+@click.command("status")
+@click.argument("submission_id", required=False, type=int)
+@click.option("--assignment", "assignment_id")
+@_client_options
+def status(submission_id: int | None, assignment_id: str | None, server: str,
+           token: str | None) -> None:  # fmt: skip
+    """Show your submissions (or one) on a grading server."""
+    if submission_id is not None:
+        _show(_request(server, token, f"/submissions/{submission_id}"))
+        return
+    path = "/submissions"
+    if assignment_id:
+        path += "?" + urllib.parse.urlencode({"assignment": assignment_id})
+    subs = _request(server, token, path)
+    if not subs:
+        click.echo("No submissions.")
+    for sub in subs:
+        _show(sub)

@@ -1,0 +1,88 @@
+"""`grader check` as a student runs it: exit codes, the JSON contract, the text report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from models import conv_stack, save
+
+GRADER = [sys.executable, "-m", "grader"]
+CONTRACT = {"status", "reason", "score", "max_score", "checks", "model", "metrics", "timings"}
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*GRADER, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def right_and_wrong(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("cli")
+    return (
+        save(conv_stack(), folder / "right.keras"),
+        save(conv_stack(padding="same"), folder / "wrong.keras"),
+    )
+
+
+def test_passed_prints_expected_vs_yours_and_exits_0(right_and_wrong) -> None:
+    result = run("check", right_and_wrong[0], "--assignment", "day096-conv2d")
+    assert result.returncode == 0, result.stderr
+    assert "Result: PASSED" in result.stdout and "Score: 100 / 100" in result.stdout
+    assert "(None, 220, 220, 64)" in result.stdout and "18,496" in result.stdout
+
+
+def test_failed_json_follows_the_contract_and_exits_1(right_and_wrong) -> None:
+    result = run("check", right_and_wrong[1], "--assignment", "day096-conv2d", "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= CONTRACT
+    assert report["status"] == "failed" and report["reason"] is None
+    for check in report["checks"]:
+        assert {"name", "passed", "expected", "actual", "message"} <= set(check)
+    assert {"total_params", "trainable_params", "layers"} <= set(report["model"])
+    assert {"type", "output_shape", "params"} <= set(report["model"]["layers"][0])
+    assert report["model"]["layers"][0]["output_shape"] == [None, 224, 224, 32]
+    assert all(isinstance(v, float) for v in report["timings"].values())
+
+
+def test_refused_file_exits_2_with_a_reason(tmp_path: Path) -> None:
+    garbage = tmp_path / "model.keras"
+    garbage.write_bytes(b"\x00not a model" * 100)
+    result = run("check", garbage, "--assignment", "day096-conv2d", "--json")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["status"] == "not_gradable" and report["reason"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "missing.keras", "--assignment", "day096-conv2d"),
+        ("check", "pyproject.toml"),
+        ("check", "pyproject.toml", "--assignment", "no-such-assignment"),
+        ("frobnicate",),
+    ],
+)
+def test_usage_and_configuration_errors_exit_3(args) -> None:
+    result = run(*args)
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_test_set_says_how_to_provide_it(right_and_wrong, tmp_path: Path) -> None:
+    result = run("check", right_and_wrong[0], "-a", "day097-cifar10", "--data", tmp_path)
+    assert result.returncode == 3
+    assert "GRADER_CIFAR10" in result.stderr and "--data" in result.stderr
+
+
+def test_assignments_list_and_show() -> None:
+    listed = run("assignments", "list")
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [
+        "day096-conv2d", "day096-separable", "day097-cifar10",
+    ]  # fmt: skip
+    shown = run("assignments", "show", "day097-cifar10")
+    assert shown.returncode == 0 and "min_accuracy: 0.7" in shown.stdout
