@@ -110,6 +110,20 @@ def assignments_show(assignment_id: str, assignments_dir: Path | None) -> int:
     return 0
 
 
+def _register_web_commands() -> None:
+    """The web service adds its commands (serve, init-db, ...) when it is installed."""
+    try:
+        from grader.web.commands import register_commands
+    except ImportError as exc:  # the web extras are optional for a student's self-check
+        if exc.name and exc.name.startswith("grader"):
+            raise
+        return
+    register_commands(cli)
+
+
+_register_web_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point; turns operator errors into exit code 3 with a one-line message."""
     try:

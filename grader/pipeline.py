@@ -138,8 +138,8 @@ def grade_file(
     try:
         notify("inspecting")
         with clock.phase("inspect"):
-            report.file_sha256 = file_sha256(model_path)
             fmt, arch = inspect_file(model_path, spec, settings)
+            report.file_sha256 = file_sha256(model_path)
         report.model = model_info(arch, fmt)
         checks = architecture_checks(spec, arch)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -93,7 +94,7 @@ def test_only_setpriv_caps_survive_until_the_uid_drop() -> None:
     argv = _argv()
     bw = _bwrap_part(argv)
     assert bw[bw.index("--cap-drop") + 1] == "ALL"
-    assert sorted(b for a, b in zip(bw, bw[1:], strict=False) if a == "--cap-add") == [
+    assert sorted(b for a, b in itertools.pairwise(bw) if a == "--cap-add") == [
         "CAP_SETGID",
         "CAP_SETPCAP",
         "CAP_SETUID",

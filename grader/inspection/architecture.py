@@ -10,6 +10,7 @@ architecture questions without importing TensorFlow.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -106,6 +107,11 @@ def analyse(model_config: Any, limits: Limits = Limits()) -> Architecture:
     Raises NotGradable, in words a student understands, for anything that is
     not a plain built-in Keras model or whose structure cannot be followed.
     """
+    if isinstance(model_config, dict):
+        # Loaded with compile=False, Keras drops the top-level compile_config
+        # (optimizer, loss, metrics; often custom) without deserialising it.
+        # Nested models' compile configs *are* deserialised, so they are checked.
+        model_config = {k: v for k, v in model_config.items() if k != "compile_config"}
     _check_objects(model_config, limits.max_depth * 8)
     if not isinstance(model_config, dict) or model_config.get("class_name") not in MODEL_CLASSES:
         kind = model_config.get("class_name") if isinstance(model_config, dict) else None
@@ -159,21 +165,21 @@ def _check_objects(config: Any, depth_budget: int) -> None:
             raise NotGradable("The model's configuration is malformed (a class name is not text).")
         module = obj.get("module")
         registered = obj.get("registered_name")
-        allowed = (
-            class_name in LAYERS or class_name in MODEL_CLASSES or class_name in ALLOWED_HELPERS
-        )
-        if not allowed:
-            raise NotGradable(_refusal(class_name))
-        if module is not None and module not in ALLOWED_MODULES:
-            raise NotGradable(
-                f"The layer or object '{class_name}' names the module '{module}', which is not "
-                "part of Keras. Only built-in Keras layers are accepted."
-            )
         if registered not in (None, class_name):
             raise NotGradable(
                 f"'{class_name}' is registered as the custom object '{registered}'. Custom "
                 "classes cannot be graded: use built-in Keras layers only."
             )
+        if module is not None and module not in ALLOWED_MODULES:
+            raise NotGradable(
+                f"The layer or object '{class_name}' names the module '{module}', which is not "
+                "part of Keras. Only built-in Keras layers are accepted."
+            )
+        allowed = (
+            class_name in LAYERS or class_name in MODEL_CLASSES or class_name in ALLOWED_HELPERS
+        )
+        if not allowed:
+            raise NotGradable(_refusal(class_name))
         activation = (
             obj.get("config", {}).get("activation") if isinstance(obj.get("config"), dict) else None
         )
@@ -578,33 +584,55 @@ class _Walker:
         inputs = _endpoint_refs(cfg["input_layers"])
         if len(inputs) != 1:
             raise NotGradable("The model must have exactly one input (an image).")
-        for _ in range(len(pending) + 1):
-            progressed, waiting = False, []
-            for layer in pending:
-                name = layer.get("name") or layer["config"]["name"]
-                if layer["class_name"] == "InputLayer":
-                    shape = _input_layer_shape(layer["config"])
-                    self._check_incoming(incoming, shape)
-                    outputs[(name, 0)] = shape
-                    progressed = True
-                    continue
-                nodes = layer.get("inbound_nodes", [])
-                refs_per_node = [_history_refs(node) for node in nodes]
-                if not all((r[0], r[1]) in outputs for refs in refs_per_node for r in refs):
-                    waiting.append(layer)
-                    continue
-                for index, refs in enumerate(refs_per_node):
-                    in_shapes = [outputs[(r[0], r[1])] for r in refs]
-                    outputs[(name, index)] = self._layer(
-                        layer, in_shapes, prefix, depth, trainable, count=index == 0
-                    )
-                progressed = True
-            pending = waiting
-            if not pending or not progressed:
-                break
-        if pending:
-            names = ", ".join(str(layer.get("name")) for layer in pending[:3])
-            raise NotGradable(f"The model's layers are not connected to its input ({names}).")
+        # Every call of a layer is a node; process nodes once their inputs are known,
+        # in the configuration's order (a heap keyed by position), so the layer
+        # table reads like the model's own summary whatever the graph's shape.
+        items: list[tuple[dict, int, list[tuple[str, int, int]]]] = []
+        for layer in pending:
+            if layer["class_name"] == "InputLayer":
+                items.append((layer, 0, []))
+                continue
+            for index, node in enumerate(layer.get("inbound_nodes", [])):
+                items.append((layer, index, _history_refs(node)))
+        if len(items) > 2 * self.limits.max_layers:
+            raise NotGradable(
+                f"The model calls its layers more than {2 * self.limits.max_layers} times."
+            )
+        waiting_on: dict[tuple[str, int], list[int]] = {}
+        missing = []
+        for position, (_, _, refs) in enumerate(items):
+            keys = {(r[0], r[1]) for r in refs}
+            missing.append(len(keys))
+            for key in keys:
+                waiting_on.setdefault(key, []).append(position)
+        ready = [position for position, count in enumerate(missing) if count == 0]
+        heapq.heapify(ready)
+        counted: set[str] = set()
+        done = 0
+        while ready:
+            position = heapq.heappop(ready)
+            layer, index, refs = items[position]
+            name = str(layer.get("name") or layer["config"]["name"])
+            if layer["class_name"] == "InputLayer":
+                shape = _input_layer_shape(layer["config"])
+                self._check_incoming(incoming, shape)
+            else:
+                in_shapes = [outputs[(r[0], r[1])] for r in refs]
+                shape = self._layer(
+                    layer, in_shapes, prefix, depth, trainable, count=name not in counted
+                )
+            counted.add(name)
+            outputs[(name, index)] = shape
+            done += 1
+            for waiter in waiting_on.pop((name, index), []):
+                missing[waiter] -= 1
+                if missing[waiter] == 0:
+                    heapq.heappush(ready, waiter)
+        if done < len(items):
+            stuck = [str(items[i][0].get("name")) for i, c in enumerate(missing) if c][:3]
+            raise NotGradable(
+                f"The model's layers are not connected to its input ({', '.join(stuck)})."
+            )
         results = _endpoint_refs(cfg["output_layers"])
         if len(results) != 1:
             raise NotGradable("The model must have exactly one output.")

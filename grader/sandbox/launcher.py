@@ -184,6 +184,17 @@ def short_reason(exc: BaseException, model_path: str) -> str:
     return line[:300]
 
 
+def is_oom(exc: BaseException) -> bool:
+    """TF reports an exhausted allocator as ResourceExhaustedError, not MemoryError."""
+    text = str(exc)
+    return (
+        isinstance(exc, MemoryError)
+        or "ResourceExhausted" in type(exc).__name__
+        or "OOM when allocating" in text
+        or "bad_alloc" in text
+    )
+
+
 def shape_list(shape) -> list | None:
     try:
         return [None if d is None else int(d) for d in shape]
@@ -260,9 +271,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     t0 = time.time()
     try:
         model = keras.saving.load_model(args.model, safe_mode=True, compile=False)
-    except MemoryError:
-        raise
     except Exception as exc:
+        if is_oom(exc):
+            raise MemoryError(str(exc)) from exc
         raise Failure(EXIT_LOAD, "load", short_reason(exc, args.model)) from exc
     if not isinstance(model, keras.Model):
         raise Failure(EXIT_LOAD, "load", "the file does not contain a Keras model")
@@ -298,9 +309,11 @@ def evaluate(args: argparse.Namespace) -> dict:
                         f"the model has {len(y)} outputs; exactly one is expected",
                     )
                 chunks.append(np.asarray(y))
-        except (Failure, MemoryError):
+        except Failure:
             raise
         except Exception as exc:
+            if is_oom(exc):
+                raise MemoryError(str(exc)) from exc
             raise Failure(EXIT_PREDICT, "predict", short_reason(exc, args.model)) from exc
         preds = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
         if preds.dtype.kind in "fiub":
@@ -333,10 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu is None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     try:
-        apply_seccomp()
+        confinement = {"seccomp": apply_seccomp(), "landlock_abi": 0}
         if args.landlock:
-            apply_landlock([args.out, *args.write_dir])
+            confinement["landlock_abi"] = apply_landlock([args.out, *args.write_dir])
         summary = evaluate(args)
+        summary["confinement"] = confinement  # diagnostics only
     except Failure as exc:
         write_json(args.out, "error.json", {"error": exc.message, "kind": exc.kind})
         return exc.code
@@ -345,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MEMORY
     except Exception as exc:
         msg = short_reason(exc, args.model)
-        if "bad_alloc" in msg or "OOM" in msg or "ResourceExhausted" in type(exc).__name__:
+        if is_oom(exc):
             write_json(args.out, "error.json", {"error": msg, "kind": "memory"})
             return EXIT_MEMORY
         write_json(

@@ -164,7 +164,9 @@ def python_roots() -> list[Path]:
 
 def minimal_roots(paths: Iterable[Path]) -> list[Path]:
     """Drop duplicates, paths inside another one, and paths already under ``/usr``."""
-    resolved = sorted({Path(os.path.realpath(p)) for p in paths}, key=lambda p: (len(p.parts), str(p)))
+    resolved = sorted(
+        {Path(os.path.realpath(p)) for p in paths}, key=lambda p: (len(p.parts), str(p))
+    )
     kept: list[Path] = []
     for p in resolved:
         if p == Path("/") or _under(p, Path("/usr")):

@@ -306,6 +306,12 @@ _MEMORY_HINTS = (
     "out of memory",
 )
 
+_THREAD_HINTS = (
+    "pthread_create",
+    "Resource temporarily unavailable",
+    "libgcc_s.so.1 must be installed",  # glibc failed to dlopen it: mmap refused
+)
+
 
 def _raise_for_failure(
     rc: int,
@@ -342,12 +348,12 @@ def _raise_for_failure(
         )
     if any(h in err for h in _MEMORY_HINTS) or rc in (-signal.SIGKILL, 137):
         raise NotGradable(_memory_message(limits))
-    if "pthread_create" in err or "Resource temporarily unavailable" in err:
-        # RLIMIT_AS (thread stacks) or RLIMIT_NPROC (threads count as processes).
+    if any(h in err for h in _THREAD_HINTS):
+        # RLIMIT_AS (thread stacks, dlopen) or RLIMIT_NPROC (threads count as processes).
         raise NotGradable(
-            "Evaluation could not start more threads within the limits of "
-            f"{limits.memory_bytes // (1024 * 1024)} MiB of memory and "
-            f"{limits.max_processes} processes, and was stopped."
+            "Evaluation used more memory than the limit of "
+            f"{limits.memory_bytes // (1024 * 1024)} MiB (or more than "
+            f"{limits.max_processes} threads) and was stopped."
         )
     if info is not None:
         raise NotGradable(f"Evaluation failed: {_scrub(info[1], scrub)}")
@@ -421,6 +427,8 @@ def _collect(
         data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise _bad("the summary is missing or unreadable") from exc
+    if os.environ.get("GRADER_SANDBOX_DEBUG"):
+        print("sandbox confinement:", data.get("confinement"), file=sys.stderr)
     if not isinstance(data, dict):
         raise _bad("the summary is not an object")
 

@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
@@ -161,8 +161,15 @@ def _register_error_handlers(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
         if _wants_json():
-            return jsonify(error=exc.name, message=exc.description, status=code), code
-        return render_template("error.html", code=code, error=exc), code
+            response = jsonify(error=exc.name, message=exc.description, status=code)
+        else:
+            response = make_response(render_template("error.html", code=code, error=exc))
+        response.status_code = code
+        # Keep Allow (405), Retry-After (429), WWW-Authenticate and the like.
+        for key, value in exc.get_headers():
+            if key.lower() != "content-type":
+                response.headers[key] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:

@@ -200,7 +200,7 @@ def audit_log() -> str:
     return render_template("instructor/audit.html", entries=entries)
 
 
-@bp.post("/assignments/import")
+@bp.post("/import-spec")
 @instructor_required
 def import_assignment() -> Response:
     form = SpecUploadForm()

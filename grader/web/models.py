@@ -13,6 +13,7 @@ import hashlib
 import secrets
 from typing import Any
 
+from flask import current_app, has_app_context
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -70,7 +71,13 @@ class User(UserMixin, db.Model):
         return self.role == "instructor"
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        # Tests lower the cost through PASSWORD_HASH_METHOD; production keeps scrypt.
+        method = (
+            current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+            if has_app_context()
+            else "scrypt"
+        )
+        self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)

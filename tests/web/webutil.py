@@ -31,6 +31,7 @@ def make_config(tmp_path: Path, db_url: str, **extra: Any) -> dict[str, Any]:
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
         "SERVER_NAME": "localhost",
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
     }
     config.update(extra)
     return config
