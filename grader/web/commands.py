@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import secrets
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -27,8 +26,15 @@ def _app() -> Any:
 
 def register_commands(cli: click.Group) -> None:
     """Add the web service's commands to the ``grader`` group (called by grader.cli)."""
+    cli.add_command(submit)
+    cli.add_command(status)
+    try:  # the server commands need the web extras (pip install keras-grader[web])
+        import flask  # noqa: F401
+        import flask_sqlalchemy  # noqa: F401
+    except ImportError:
+        return
     for command in (init_db, upgrade_db, create_user, import_roster_cmd, regrade_cmd,
-                    export_grades, serve, submit, status):  # fmt: skip
+                    export_grades, serve):  # fmt: skip
         cli.add_command(command)
     group = cli.commands.get("assignments")
     if isinstance(group, click.Group):
@@ -297,7 +303,9 @@ def submit(model: Path, assignment_id: str, wait: bool, server: str, token: str 
         _show(sub)
     if sub.get("finished"):
         click.echo(f"Feedback: {sub['url']}")
-        sys.exit({"graded": 0, "failed": 1, "not_gradable": 2}.get(sub["state"], 3))
+        click.get_current_context().exit(
+            {"graded": 0, "failed": 1, "not_gradable": 2}.get(sub["state"], 3)
+        )
 
 
 @click.command("status")

@@ -1,0 +1,179 @@
+"""The web service: an application factory in the style of the Flask tutorial."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, make_response, render_template, request
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
+
+from grader.settings import get_settings
+from grader.web.extensions import csrf, db, limiter, login_manager
+
+_markdown = MarkdownIt("js-default")  # raw HTML disabled: descriptions are rendered safely
+
+# Multipart framing around the file; the file itself is capped exactly by storage.
+UPLOAD_SLACK = 64 * 1024
+
+
+def database_url(instance_path: str) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{Path(instance_path) / 'grader.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _secret_key(instance_path: str) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in instance/."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; ``config`` overrides everything (tests pass a tmp instance dir)."""
+    config = dict(config or {})
+    instance_path = config.pop("INSTANCE_PATH", None) or os.environ.get("GRADER_INSTANCE_DIR")
+    app = Flask(
+        __name__,
+        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
+        instance_relative_config=True,
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    settings = config.get("GRADER_SETTINGS") or get_settings()
+    app.config.update(
+        SECRET_KEY=config.get("SECRET_KEY") or _secret_key(app.instance_path),
+        SQLALCHEMY_DATABASE_URI=database_url(app.instance_path),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        GRADER_SETTINGS=settings,
+        GRADER_SUBMISSIONS_DIR=os.environ.get("GRADER_SUBMISSIONS_DIR")
+        or str(Path.cwd() / "submissions"),
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + UPLOAD_SLACK,
+        GRADER_EXECUTOR="thread",
+        GRADER_WORKERS=1,
+        RATELIMIT_ENABLED=True,
+        LOGIN_RATE_LIMIT="10 per minute;50 per hour",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.config.update(config)
+    if "MAX_CONTENT_LENGTH" not in config:
+        app.config["MAX_CONTENT_LENGTH"] = app.config["GRADER_SETTINGS"].max_upload_bytes + (
+            UPLOAD_SLACK
+        )
+
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+
+    from grader.web.models import User
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        try:
+            return db.session.get(User, int(user_id))
+        except ValueError:
+            return None
+
+    from grader.web import api, auth, instructor, student
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(student.bp)
+    app.register_blueprint(instructor.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)
+
+    from grader.web.jobs import init_executor
+
+    init_executor(app)
+    _register_template_helpers(app)
+    _register_error_handlers(app)
+
+    @app.after_request
+    def security_headers(response: Any) -> Any:
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from grader.web.grading import ACCEPTED_EXTENSIONS
+
+    @app.template_filter("markdown")
+    def markdown_filter(text: str | None) -> Markup:
+        return Markup(_markdown.render(text or ""))
+
+    @app.template_filter("score")
+    def score_filter(value: float | None) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.1f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
+
+    @app.template_filter("dt")
+    def dt_filter(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value else "–"
+
+    @app.template_filter("pct")
+    def pct_filter(value: float | None) -> str:
+        return "–" if value is None else f"{value * 100:.1f} %"
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        max_bytes = app.config["GRADER_SETTINGS"].max_upload_bytes
+        return {
+            "accepted_extensions": ACCEPTED_EXTENSIONS,
+            "max_upload_bytes": max_bytes,
+            "max_upload_mb": max_bytes // (1024 * 1024),
+        }
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if _wants_json():
+            response = jsonify(error=exc.name, message=exc.description, status=code)
+        else:
+            response = make_response(render_template("error.html", code=code, error=exc))
+        response.status_code = code
+        # Keep Allow (405), Retry-After (429), WWW-Authenticate and the like.
+        for key, value in exc.get_headers():
+            if key.lower() != "content-type":
+                response.headers[key] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        app.logger.exception("unhandled error")
+        if _wants_json():
+            return jsonify(error="Internal Server Error", status=500), 500
+        return render_template("error.html", code=500, error=None), 500
