@@ -22,12 +22,14 @@ from grader.inspection.architecture import Architecture, Limits, analyse
 from grader.inspection.modelfile import read_model_file
 from grader.metrics import score_predictions
 from grader.report import Check, LayerInfo, ModelInfo, Report
-from grader.sandbox import SandboxLimits, evaluate_model
+from grader.sandbox import EvaluationResult, SandboxLimits, evaluate_model
 from grader.scoring import accuracy_fraction, score
 from grader.settings import Settings, get_settings
 from grader.spec import AssignmentSpec
 
 PhaseCallback = Callable[[str], None]
+# Same signature as grader.sandbox.evaluate_model; a warm worker passes its own.
+Evaluator = Callable[..., EvaluationResult]
 
 
 class _Clock:
@@ -122,6 +124,7 @@ def grade_file(
     trust: bool = False,
     test_set: TestSet | None = None,
     on_phase: PhaseCallback | None = None,
+    evaluator: Evaluator = evaluate_model,
 ) -> Report:
     """Inspect, evaluate in a sandbox and score one model file.
 
@@ -129,6 +132,7 @@ def grade_file(
     ConfigurationError (no test set) and SandboxUnavailable (no isolation and
     not trusted), which are the operator's problems, not the student's.
     ``on_phase`` is called with "inspecting", "evaluating", "scoring".
+    ``evaluator`` runs the model in isolation (default: a fresh sandbox).
     """
     settings = settings or get_settings()
     notify = on_phase or (lambda _phase: None)
@@ -152,7 +156,7 @@ def grade_file(
             limits = SandboxLimits(
                 **{**limits.__dict__, "wall_seconds": evaluation.time_limit_seconds}
             )
-        result = evaluate_model(
+        result = evaluator(
             model_path,
             test_set.images_path if evaluation is not None and test_set is not None else None,
             scale=evaluation.preprocessing.scale if evaluation else 1.0,
