@@ -273,19 +273,18 @@ def _grade_one(
     grade: Callable[..., Any],
 ) -> FileResult:
     started = time.perf_counter()
+    # Hashed here, not taken from the report: the pipeline leaves it out for files it
+    # refuses early, and those verdicts must be resumable too.
+    sha = _sha256(sub.path)
     try:
         report = grade(sub.path, spec, settings=settings, test_set=test_set)
         data = report.model_dump(mode="json")
     except (ConfigurationError, SandboxUnavailable):
         raise
     except Exception as exc:  # a grader bug for this file: record it, keep going
-        data = {
-            "status": ERROR,
-            "reason": f"{type(exc).__name__}: {exc}",
-            "assignment": spec.id,
-            "file_sha256": _sha256(sub.path),
-        }
+        data = {"status": ERROR, "reason": f"{type(exc).__name__}: {exc}", "assignment": spec.id}
     data = {"student": sub.student, "file": sub.path.name, **data}
+    data["file_sha256"] = data.get("file_sha256") or sha
     _write_json(report_path, data)
     seconds = time.perf_counter() - started
     return _result_from_report(sub, data, seconds=seconds, report_path=report_path)

@@ -87,8 +87,7 @@ def check(
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("grades.csv"),
     show_default=True,
-    help="Gradebook CSV: student, file, status, score, max_score, accuracy, total_params, "
-    "reason.",
+    help="Gradebook CSV: student, file, status, score, max_score, accuracy, total_params, reason.",
 )
 @click.option(
     "--reports-dir",

@@ -421,6 +421,12 @@ def nan_config_keras(directory: Path, marker: Path | None = None) -> Path:
     return _keras_with(directory, "nan.keras", **{"config.json": _edited_config(edit)})
 
 
+def surrogate_config_keras(directory: Path, marker: Path | None = None) -> Path:
+    """A lone UTF-16 surrogate escape: valid JSON, but the string can never be encoded."""
+    data = _template_members()["config.json"].replace(b'"sequential"', b'"seq\\ud800"', 1)
+    return _keras_with(directory, "surrogate.keras", **{"config.json": data})
+
+
 def weights_not_h5_keras(directory: Path, marker: Path | None = None) -> Path:
     payload = pickle.dumps(_Payload(_touch_command(_marker(directory, marker))), 4)
     return _keras_with(directory, "weights_pickle.keras", **{"model.weights.h5": payload})
@@ -662,6 +668,27 @@ def h5_compressed_bomb(directory: Path, marker: Path | None = None) -> Path:
     return _edited_h5(Path(directory) / "compressed_bomb.h5", edit)
 
 
+def h5_corrupt_global_heap(directory: Path, marker: Path | None = None) -> Path:
+    """One global-heap object's size grown by 256 bytes: libhdf5 then spins forever
+    reading the ``model_config`` attribute (found by mutation testing; h5py 3.14)."""
+    data = bytearray(_template_h5_bytes())
+    heap = data.find(b"GCOL")
+    heap_size = struct.unpack_from("<Q", data, heap + 8)[0]
+    pos, last = heap + 16, -1
+    while pos < heap + heap_size - 16:
+        index, size = (
+            struct.unpack_from("<H", data, pos)[0],
+            struct.unpack_from("<Q", data, pos + 8)[0],
+        )
+        if index == 0:
+            break
+        last, pos = pos, pos + 16 + (size + 7) // 8 * 8
+    struct.pack_into("<Q", data, last + 8, struct.unpack_from("<Q", data, last + 8)[0] + 256)
+    path = Path(directory) / "corrupt_heap.h5"
+    path.write_bytes(bytes(data))
+    return path
+
+
 def keras_weights_external_link(directory: Path, marker: Path | None = None) -> Path:
     """The .keras archive's own model.weights.h5 links to a file outside the archive."""
     secret = _secret_h5(directory)
@@ -714,6 +741,7 @@ REFUSED_BY_FILE_CHECKS: dict[str, Builder] = {
     "bad_json_keras": bad_json_keras,
     "deep_json_keras": deep_json_keras,
     "nan_config_keras": nan_config_keras,
+    "surrogate_config_keras": surrogate_config_keras,
     "weights_not_h5_keras": weights_not_h5_keras,
     "zip_slip_keras": zip_slip_keras,
     "absolute_path_keras": absolute_path_keras,
@@ -736,6 +764,7 @@ REFUSED_BY_FILE_CHECKS: dict[str, Builder] = {
     "h5_unknown_filter": h5_unknown_filter,
     "h5_sparse_bomb": h5_sparse_bomb,
     "h5_compressed_bomb": h5_compressed_bomb,
+    "h5_corrupt_global_heap": h5_corrupt_global_heap,
     "keras_weights_external_link": keras_weights_external_link,
     "keras_weights_external_storage": keras_weights_external_storage,
 }

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from grader.errors import NotGradable
+from grader.errors import NotGradable, SandboxUnavailable
 from grader.inspection import modelfile
 from grader.inspection.modelfile import ModelFile, read_model_file
 from grader.settings import Settings
@@ -47,6 +48,7 @@ EXPECTED_REASON = {
     "bad_json_keras": "not valid JSON",
     "deep_json_keras": "nested too deeply",
     "nan_config_keras": "NaN",
+    "surrogate_config_keras": "invalid text",
     "weights_not_h5_keras": "not HDF5",
     "zip_slip_keras": "unsafe path",
     "absolute_path_keras": "unsafe path",
@@ -69,6 +71,7 @@ EXPECTED_REASON = {
     "h5_unknown_filter": "compression filter",
     "h5_sparse_bomb": "over the limit",
     "h5_compressed_bomb": "stores only",
+    "h5_corrupt_global_heap": "took too long",
     "keras_weights_external_link": "links to another file",
     "keras_weights_external_storage": "keeps its data in another file",
 }
@@ -165,6 +168,13 @@ def test_suffix_is_case_insensitive(workdir: Path, settings: Settings) -> None:
 # --------------------------------------------------------------------------- hostile files
 
 
+@pytest.fixture
+def short_h5_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files that make libhdf5 spin are killed after 2 s instead of 10 in tests."""
+    monkeypatch.setattr(modelfile, "H5_TIMEOUT_S", 2.0)
+
+
+@pytest.mark.usefixtures("short_h5_timeout")
 @pytest.mark.parametrize("name", sorted(hostile.REFUSED_BY_FILE_CHECKS))
 def test_hostile_file_is_refused(name: str, tmp_path: Path, settings: Settings) -> None:
     marker = tmp_path / "MARKER"
@@ -230,7 +240,7 @@ def test_ratio_limit_is_per_member(zip_bomb: Path) -> None:
 
 def test_hdf5_declared_total_limit(plain_h5: Path) -> None:
     """The sum of declared dataset sizes counts, not the file size."""
-    assert "declares more than" in _refusal(plain_h5, Settings(max_uncompressed_bytes=1_000))
+    assert "declares more than" in _refusal(plain_h5, Settings(max_uncompressed_bytes=1_500))
 
 
 def test_member_read_is_capped_whatever_the_header_says() -> None:
@@ -275,6 +285,30 @@ def test_missing_file(tmp_path: Path, settings: Settings) -> None:
     assert "could not be found" in _refusal(tmp_path / "nope.keras", settings)
 
 
+def test_fork_failure_is_an_infrastructure_error(
+    plain_keras: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No isolation means no HDF5 parsing at all, and it is not the student's fault."""
+
+    def no_fork() -> int:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(SandboxUnavailable):
+        read_model_file(plain_keras, settings)
+
+
+def test_concurrent_reads_from_threads(
+    plain_keras: Path, plain_h5: Path, settings: Settings
+) -> None:
+    """Forking while other threads use h5py must neither deadlock nor mix answers."""
+    paths = [plain_keras, plain_h5] * 12
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: read_model_file(p, settings), paths))
+    assert [r.format for r in results] == ["keras", "h5"] * 12
+
+
+@pytest.mark.usefixtures("short_h5_timeout")
 @pytest.mark.parametrize("which", ["keras", "h5"])
 def test_mutations_never_escape_as_tracebacks(
     which: str, plain_keras: Path, plain_h5: Path, tmp_path: Path, settings: Settings

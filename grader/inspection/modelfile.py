@@ -3,18 +3,26 @@
 This is the first thing that touches an upload, before Keras ever sees it, so it
 must never execute anything: it reads bytes, zip headers, JSON and HDF5 metadata
 only. It deliberately imports neither TensorFlow nor Keras (fast, and no code in
-the file can run here). Every problem becomes ``NotGradable`` with a plain-English
+the file can run here). libhdf5 itself is a C parser that can be made to hang on
+crafted input, so HDF5 metadata is read in a forked child with CPU, memory and
+wall-clock limits. Every problem becomes ``NotGradable`` with a plain-English
 reason; no traceback ever escapes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import resource
+import select
+import signal
 import stat
 import struct
+import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +33,7 @@ from typing import Any, BinaryIO
 import h5py
 import numpy as np
 
-from grader.errors import NotGradable
+from grader.errors import NotGradable, SandboxUnavailable
 from grader.settings import Settings
 
 __all__ = ["ModelFile", "read_model_file"]
@@ -56,6 +64,13 @@ MAX_JSON_DEPTH = 200  # far beyond any real Keras config; keeps later walkers of
 MAX_H5_OBJECTS = 100_000
 RATIO_FLOOR_BYTES = 1 * MIB  # tiny members/datasets may compress well; their size is harmless
 READ_CHUNK = 1 * MIB
+H5_TIMEOUT_S = 10.0  # wall clock for the forked HDF5 reader; real files need milliseconds
+H5_CHILD_MEMORY_BYTES = 1024 * MIB  # extra address space the HDF5 reader may map
+MAX_CHILD_OUTPUT_BYTES = 64 * MIB
+
+# h5py serialises every libhdf5 call with this lock; holding it while forking
+# guarantees the child does not inherit libhdf5 mid-call from another thread.
+_H5_LOCK: Any = getattr(getattr(h5py, "_objects", None), "phil", None) or threading.RLock()
 
 # HDF5 filters built into libhdf5 (and LZF, which h5py registers itself).  Anything
 # else would make HDF5 go looking for a plugin shared library when the data is read.
@@ -146,7 +161,8 @@ def _open_upload(path: Path, settings: Settings) -> BinaryIO:
 
 
 def _mb(n: int) -> str:
-    return f"{n / MIB:.1f} MB"
+    """Human-readable size for messages."""
+    return f"{n / MIB:.1f} MB" if n >= MIB // 10 else f"{n:,} bytes"
 
 
 def _sniff(fh: BinaryIO) -> str:
@@ -230,9 +246,14 @@ def _read_keras(fh: BinaryIO, settings: Settings) -> ModelFile:
     if weights.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
         raise NotGradable("The weights inside the .keras file (model.weights.h5) are not HDF5.")
     weights.seek(0)
-    with _open_h5(weights, "The weights file model.weights.h5") as h5:
-        shapes = _inspect_hdf5(h5, settings, "The weights file model.weights.h5")
-    return ModelFile("keras", config, keras_version, shapes)
+    what = "The weights file model.weights.h5"
+
+    def work() -> dict[str, Any]:
+        with _open_h5(weights, what) as h5:
+            return {"shapes": _inspect_hdf5(h5, settings, what)}
+
+    result = _isolated(work)
+    return ModelFile("keras", config, keras_version, result["shapes"])
 
 
 def _check_central_directory_size(fh: BinaryIO) -> None:
@@ -343,6 +364,10 @@ def _parse_json(data: bytes | str, what: str) -> Any:
         raise NotGradable(f"{what} is not valid JSON; the file is damaged.") from exc
     if _json_depth(value) > MAX_JSON_DEPTH:
         raise NotGradable(f"{what} is nested too deeply to read.")
+    try:  # "\ud800" escapes parse into lone surrogates that break every later encode()
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NotGradable(f"{what} contains invalid text characters.") from exc
     return value
 
 
@@ -393,23 +418,141 @@ def _open_h5(source: BinaryIO, what: str) -> Iterator[h5py.File]:
 def _read_h5_model(fh: BinaryIO, settings: Settings) -> ModelFile:
     """Legacy ``.h5`` model: the architecture is the root attribute ``model_config``."""
     fh.seek(0)
-    with _open_h5(fh, "The .h5 file") as h5:
-        shapes = _inspect_hdf5(h5, settings, "The .h5 file")
-        if "model_config" not in h5.attrs:
+
+    def work() -> dict[str, Any]:
+        with _open_h5(fh, "The .h5 file") as h5:
+            shapes = _inspect_hdf5(h5, settings, "The .h5 file")
+            if "model_config" not in h5.attrs:
+                raise NotGradable(
+                    "The .h5 file stores no model architecture (was it saved with "
+                    "save_weights?). Save the whole model with model.save('model.keras')."
+                )
+            raw = _read_string_attr(h5, "model_config", MAX_CONFIG_BYTES)
+            if raw is None:
+                raise NotGradable("The .h5 file stores its architecture in an unexpected form.")
+            version = None
+            if "keras_version" in h5.attrs:
+                version = _read_string_attr(h5, "keras_version", 1 * KIB)
+        return {"shapes": shapes, "config": raw, "version": version}
+
+    result = _isolated(work)
+    config = _parse_json(result["config"], "The model configuration")
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise NotGradable("The .h5 file's model_config does not describe a Keras model.")
+    return ModelFile("h5", config, result["version"], result["shapes"])
+
+
+# --------------------------------------------------------------------------- isolation
+
+
+def _isolated(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run HDF5 parsing in a forked child with CPU, memory and wall-clock limits.
+
+    libhdf5 is a C parser with a history of hangs and crashes on crafted files
+    (a one-byte change to a global-heap object size makes it spin forever), so
+    it never runs in the grader's own process.  Forking costs a few ms because
+    h5py is already imported; the result comes back as JSON over a pipe.
+    """
+    if not hasattr(os, "fork"):  # pragma: no cover - the grader runs on Linux
+        return _jsonable(work())
+    read_fd, write_fd = os.pipe()
+    try:
+        with _H5_LOCK:  # no other thread can be inside libhdf5 while we fork
+            pid = os.fork()
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise SandboxUnavailable(f"cannot fork the HDF5 reader: {exc}") from exc
+    if pid == 0:  # child: never returns into the caller's code
+        code = 70
+        try:
+            os.close(read_fd)
+            _limit_child()
+            try:
+                payload: dict[str, Any] = {"ok": _jsonable(work())}
+            except NotGradable as exc:
+                payload = {"refused": exc.reason}
+            except RecursionError:
+                payload = {"refused": "The weights file is nested too deeply to read."}
+            except BaseException:
+                payload = {"damaged": True}
+            data = memoryview(json.dumps(payload).encode())
+            while data:
+                data = data[os.write(write_fd, data) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        output = _collect_child_output(read_fd, pid)
+    finally:
+        os.close(read_fd)
+        _reap(pid)
+    try:
+        payload = json.loads(output)
+    except ValueError:
+        payload = {"damaged": True}
+    if "refused" in payload:
+        raise NotGradable(str(payload["refused"]))
+    if "ok" not in payload:
+        raise NotGradable(DAMAGED.format(detail=""))
+    result = payload["ok"]
+    result["shapes"] = {name: tuple(shape) for name, shape in result["shapes"]}
+    return result
+
+
+def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "shapes": [[name, list(shape)] for name, shape in result["shapes"].items()]}
+
+
+def _limit_child() -> None:
+    """CPU seconds and address space for the forked HDF5 reader."""
+    cpu = math.ceil(H5_TIMEOUT_S) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    with open("/proc/self/statm") as statm:
+        current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = current + H5_CHILD_MEMORY_BYTES
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _collect_child_output(read_fd: int, pid: int) -> bytes:
+    """Read the child's answer with a deadline; a child that overstays is killed."""
+    deadline = time.monotonic() + H5_TIMEOUT_S
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            _kill(pid)
             raise NotGradable(
-                "The .h5 file stores no model architecture (was it saved with "
-                "save_weights?). Save the whole model with model.save('model.keras')."
+                "Reading the file's HDF5 data took too long; the file is damaged or "
+                "crafted to stall the grader."
             )
-        raw = _read_string_attr(h5, "model_config", MAX_CONFIG_BYTES)
-        if raw is None:
-            raise NotGradable("The .h5 file stores its architecture in an unexpected form.")
-        config = _parse_json(raw, "The model configuration")
-        if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
-            raise NotGradable("The .h5 file's model_config does not describe a Keras model.")
-        version = (
-            _read_string_attr(h5, "keras_version", 1 * KIB) if "keras_version" in h5.attrs else None
-        )
-    return ModelFile("h5", config, version, shapes)
+        ready, _, _ = select.select([read_fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(read_fd, READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_CHILD_OUTPUT_BYTES:
+            _kill(pid)
+            raise NotGradable("The file describes far too much to inspect.")
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _reap(pid: int) -> None:
+    """The child has answered (EOF) or overstayed: make sure it is gone, then reap it."""
+    _kill(pid)
+    os.waitpid(pid, 0)
 
 
 def _read_string_attr(h5: h5py.File, name: str, cap: int) -> str | None:
@@ -440,8 +583,7 @@ def _inspect_hdf5(h5: h5py.File, settings: Settings, what: str) -> dict[str, tup
     looked at.  The h5py visitors only collect names (an exception raised inside
     an h5py link-visit callback surfaces as a SystemError), checks run afterwards.
     """
-    link_names = _collect(h5.visit_links, what)
-    for name in link_names:
+    for name in _collect(h5.visit_links, what):
         try:
             link = h5.get(name, getlink=True)
         except TypeError as exc:  # h5py's answer to user-defined link types

@@ -33,12 +33,22 @@ T_START = time.time()
 
 
 # --------------------------------------------------------------------------- seccomp
-def apply_seccomp() -> bool:
+#: SysV and POSIX IPC objects outlive the process inside one IPC namespace: a warm job
+#: child shares that namespace with the next job, so it may not create any.
+IPC_SYSCALLS = (
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
+    "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",
+    "mq_timedreceive", "mq_notify", "mq_getsetattr",
+)  # fmt: skip
+
+
+def apply_seccomp(allow_fork: bool = False, deny_ipc: bool = False) -> bool:
     """Deny-list: no new processes, no exec, no network sockets, no kernel-admin calls.
 
     An allow-list broke TensorFlow in the measurements; a deny-list does not.
     Threads stay allowed (clone with CLONE_THREAD); clone3 answers ENOSYS so glibc
-    falls back to clone, where the flags can be inspected.
+    falls back to clone, where the flags can be inspected. ``allow_fork`` is only for
+    the warm zygote (it runs no untrusted code; each job child adds the full list).
     """
     try:
         import pyseccomp as sc
@@ -48,7 +58,7 @@ def apply_seccomp() -> bool:
     eperm = sc.ERRNO(errno.EPERM)
     clone_thread = 0x00010000
     af_unix = 1
-    for name in (
+    names = [
         "fork",
         "vfork",
         "execve",
@@ -93,10 +103,16 @@ def apply_seccomp() -> bool:
         "fsmount",
         "fsconfig",
         "fspick",
-    ):
+    ]
+    if allow_fork:
+        names = [n for n in names if n not in ("fork", "vfork")]
+    if deny_ipc:
+        names += IPC_SYSCALLS
+    for name in names:
         with contextlib.suppress(Exception):  # syscall unknown on this architecture
             f.add_rule(eperm, name)
-    f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, clone_thread, 0))
+    if not allow_fork:
+        f.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, clone_thread, 0))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket", sc.Arg(0, sc.NE, af_unix))
     f.add_rule(eperm, "socketpair", sc.Arg(0, sc.NE, af_unix))
@@ -126,10 +142,16 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
 
 
-def apply_landlock(write_dirs: list[str]) -> int:
+#: Device files a warm job child may still write (instead of all of /dev, which the next
+#: job would share).
+DEV_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+
+
+def apply_landlock(write_dirs: list[str], dev_files: tuple[str, ...] | None = None) -> int:
     """Read-only filesystem except ``write_dirs`` and /dev; no TCP at all (ABI >= 4).
 
-    Optional: returns the ABI used, 0 when the kernel has no Landlock (skipped silently).
+    ``dev_files`` narrows /dev to those device files. Optional: returns the ABI used,
+    0 when the kernel has no Landlock (skipped silently).
     """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
@@ -149,7 +171,13 @@ def apply_landlock(write_dirs: list[str]) -> int:
     if ruleset < 0:
         return 0
     read = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
-    rules = [("/", read)] + [(d, fs_all) for d in [*write_dirs, "/dev"]]
+    rules = [("/", read)] + [(d, fs_all) for d in write_dirs]
+    if dev_files is None:
+        rules.append(("/dev", fs_all))
+    else:
+        file_rights = _FS_READ_FILE | _FS_WRITE_FILE
+        file_rights |= fs_all & (_FS_TRUNCATE | _FS_IOCTL_DEV)
+        rules += [(d, file_rights) for d in dev_files]
     for path, access in rules:
         try:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
@@ -255,7 +283,8 @@ def write_json(out_dir: str, name: str, data: dict) -> None:
 
 
 # --------------------------------------------------------------------------- main
-def evaluate(args: argparse.Namespace) -> dict:
+def evaluate(args: argparse.Namespace, images=None, started_at: float | None = None) -> dict:
+    """Load, describe, predict. ``images``: an array already mapped (the warm zygote's)."""
     timings: dict[str, float] = {}
     t0 = time.time()
     import numpy as np
@@ -293,8 +322,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     }
 
     t0 = time.time()
-    if args.images is not None:
+    if images is None and args.images is not None:
         images = np.load(args.images, mmap_mode="r", allow_pickle=False)
+    if images is not None:
         scale, offset = np.float32(args.scale), np.float32(args.offset)
         chunks = []
         try:
@@ -322,12 +352,15 @@ def evaluate(args: argparse.Namespace) -> dict:
         summary["predictions"] = "predictions.npy"
     timings["predict"] = time.time() - t0
     summary["timings"] = timings
-    summary["started_at"] = T_START
+    summary["started_at"] = T_START if started_at is None else started_at
     summary["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--zygote"]:
+        return zygote_main(argv[1:])
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", required=True)
     p.add_argument("--images")
@@ -345,11 +378,21 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.gpu is None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    try:
+
+    def confine() -> dict:
         confinement = {"seccomp": apply_seccomp(), "landlock_abi": 0}
         if args.landlock:
             confinement["landlock_abi"] = apply_landlock([args.out, *args.write_dir])
-        summary = evaluate(args)
+        return confinement
+
+    return run_evaluation(args, confine)
+
+
+def run_evaluation(args: argparse.Namespace, confine, images=None, started_at=None) -> int:
+    """Confine, evaluate, write summary.json or error.json; return the exit code."""
+    try:
+        confinement = confine()
+        summary = evaluate(args, images, started_at)
         summary["confinement"] = confinement  # diagnostics only
     except Failure as exc:
         write_json(args.out, "error.json", {"error": exc.message, "kind": exc.kind})
@@ -368,6 +411,135 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OTHER
     write_json(args.out, "summary.json", summary)
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- warm zygote
+def _send(fd: int, msg: dict) -> None:
+    data = (json.dumps(msg) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def zygote_main(argv: list[str]) -> int:
+    """Warm mode: import TensorFlow once, then fork one locked-down child per job.
+
+    The zygote itself never touches a student's file. Requests are JSON lines on
+    stdin; replies go to the original stdout ({"ready"}, then {"started"} and
+    {"exit"} per job); fd 1 is pointed at stderr so stray prints cannot corrupt them.
+    """
+    p = argparse.ArgumentParser()
+    p.add_argument("--images")
+    p.add_argument("--jobs", required=True)
+    p.add_argument("--allow-payloads", action="store_true")
+    args = p.parse_args(argv)
+    reply = os.dup(1)
+    os.dup2(2, 1)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    t0 = time.time()
+    import keras  # noqa: F401
+    import numpy as np
+    import tensorflow  # noqa: F401  (the point: pay the import once)
+
+    images = None
+    if args.images is not None:
+        images = np.load(args.images, mmap_mode="r", allow_pickle=False)
+    imported = time.time() - t0
+    # No ptrace or /proc/<pid>/mem access to the zygote for anyone without CAP_SYS_PTRACE.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    seccomp = apply_seccomp(allow_fork=True)
+    abi = apply_landlock([args.jobs])
+    _send(
+        reply,
+        {
+            "ready": True,
+            "pid": os.getpid(),
+            "import": imported,
+            "seccomp": seccomp,
+            "landlock_abi": abi,
+            "n_images": None if images is None else len(images),
+        },
+    )
+    for line in sys.stdin.buffer:
+        try:
+            req = json.loads(line)
+        except ValueError:
+            return EXIT_USAGE
+        if req.get("op") == "payload" and not args.allow_payloads:
+            return EXIT_USAGE
+        pid = os.fork()
+        if pid == 0:
+            code = EXIT_OTHER
+            try:
+                code = _job_child(req, images, reply, libc)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _send(reply, {"started": pid})
+        _, status = os.waitpid(pid, 0)
+        _send(reply, {"exit": os.waitstatus_to_exitcode(status)})
+    return EXIT_OK
+
+
+def _job_child(req: dict, images, reply: int, libc) -> int:
+    """One job, in a fresh child: lock down first (before the file is opened), then evaluate."""
+    started_at = time.time()
+    os.setpgid(0, 0)
+    libc.prctl(4, 1, 0, 0, 0)  # own /proc/self readable again (the zygote stays hidden)
+    out, tmp = req["out"], req["tmp"]
+    null = os.open("/dev/null", os.O_RDONLY)
+    log_out = os.open(os.path.join(out, "stdout.txt"), os.O_WRONLY | os.O_CREAT, 0o600)
+    log_err = os.open(os.path.join(out, "stderr.txt"), os.O_WRONLY | os.O_CREAT, 0o600)
+    os.dup2(null, 0)
+    os.dup2(log_out, 1)
+    os.dup2(log_err, 2)
+    for fd in (null, log_out, log_err, reply):
+        os.close(fd)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    for res, value in (
+        (resource.RLIMIT_AS, req["memory_bytes"]),
+        (resource.RLIMIT_CPU, req["cpu_seconds"]),
+        (resource.RLIMIT_FSIZE, req["max_file_bytes"]),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        _, hard = resource.getrlimit(res)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(res, (value, value))
+    for key in ("HOME", "TMPDIR", "KERAS_HOME", "MPLCONFIGDIR"):
+        os.environ[key] = tmp
+    import tempfile
+
+    tempfile.tempdir = tmp
+
+    def confine() -> dict:
+        confinement = {"seccomp": apply_seccomp(deny_ipc=True), "landlock_abi": 0}
+        confinement["landlock_abi"] = apply_landlock([out, tmp], dev_files=DEV_FILES)
+        if not confinement["landlock_abi"]:
+            raise RuntimeError("Landlock is required for a warm job")  # cross-job isolation
+        return confinement
+
+    if req.get("op") == "payload":  # tests only: hostile code exactly where a model loads
+        confine()
+        print("confined", flush=True)
+        exec(compile(req["code"], "<payload>", "exec"), {"JOB": dict(req)})
+        sys.stdout.flush()
+        return EXIT_OK
+    args = argparse.Namespace(
+        model=req["model"],
+        images=None,
+        out=out,
+        scale=float(req["scale"]),
+        offset=float(req["offset"]),
+        batch_size=int(req["batch_size"]),
+        gpu=None,
+    )
+    return run_evaluation(args, confine, images if req.get("images") else None, started_at)
 
 
 if __name__ == "__main__":

@@ -197,18 +197,9 @@ def evaluate_model(
     Raises only NotGradable (the file's fault, plain words) or SandboxUnavailable.
     """
     if not trust:
-        ok, why = sandbox_status()
-        if not ok:
-            raise SandboxUnavailable(
-                f"No sandbox can be set up on this machine ({why}). Install bubblewrap "
-                "and run as root, or pass --trust to evaluate a model file you made yourself."
-            )
+        require_sandbox()
     model_path = Path(model_path)
-    suffix = model_path.suffix.lower()
-    if suffix not in _MODEL_SUFFIXES:
-        raise NotGradable(
-            f"The model file must end in .keras, .h5 or .hdf5, not {suffix or 'nothing'!r}."
-        )
+    suffix = model_suffix(model_path)
     n_images = None
     if images is not None:
         n_images = _count_images(Path(images))
@@ -286,6 +277,26 @@ def evaluate_model(
 
         _raise_for_failure(rc, err, out, elapsed, killed, limits, scrub=[str(work)])
         return _collect(out, n_images, spawn_t, limits, gpu)
+
+
+def require_sandbox() -> None:
+    """Raise SandboxUnavailable (the operator's problem) when nothing can be confined here."""
+    ok, why = sandbox_status()
+    if not ok:
+        raise SandboxUnavailable(
+            f"No sandbox can be set up on this machine ({why}). Install bubblewrap "
+            "and run as root, or pass --trust to evaluate a model file you made yourself."
+        )
+
+
+def model_suffix(model_path: Path) -> str:
+    """The file's suffix, lower-cased; NotGradable unless it is a Keras model format."""
+    suffix = Path(model_path).suffix.lower()
+    if suffix not in _MODEL_SUFFIXES:
+        raise NotGradable(
+            f"The model file must end in .keras, .h5 or .hdf5, not {suffix or 'nothing'!r}."
+        )
+    return suffix
 
 
 def _count_images(path: Path) -> int:

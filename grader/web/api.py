@@ -42,10 +42,17 @@ def _error(status: int, message: str) -> Response:
     return response
 
 
+# Query parameters each endpoint understands; anything else is a client mistake.
+QUERY_PARAMS = {"api.submissions": {"assignment"}}
+
+
 @bp.before_request
 def authenticate() -> Response | None:
     if request.endpoint == "api.openapi":
         return None
+    unknown = set(request.args) - QUERY_PARAMS.get(request.endpoint or "", set())
+    if unknown:
+        return _error(400, f"Unknown query parameter(s): {', '.join(sorted(unknown))[:200]}")
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():

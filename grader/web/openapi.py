@@ -75,7 +75,10 @@ def _err(description: str) -> dict[str, Any]:
     return _resp(description, {"$ref": "#/components/schemas/Error"})
 
 
-_auth_errors = {"401": _err("Missing or invalid token")}
+_auth_errors = {
+    "400": _err("Unknown query parameter"),
+    "401": _err("Missing or invalid token"),
+}
 _assignment_id = {
     "name": "assignment_id",
     "in": "path",
@@ -163,12 +166,12 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
                 "responses": {
+                    **_auth_errors,
                     "201": _resp("Queued", {"$ref": "#/components/schemas/Submission"}),
-                    "400": _err("No file, or not a .keras/.h5 file"),
+                    "400": _err("No file, not a .keras/.h5 file, or unknown query parameter"),
                     "404": _err("No such assignment"),
                     "413": _err("File too large"),
                     "429": _err("No submissions left today"),
-                    **_auth_errors,
                 },
             }
         },

@@ -91,6 +91,6 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_api_fuzz(case: schemathesis.Case, alice_token: str) -> None:
     case.call_and_validate(headers=auth(alice_token))

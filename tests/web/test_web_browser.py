@@ -111,7 +111,7 @@ def test_student_and_instructor_flows(
         page.click("form.upload button[type=submit]")
         expect(page.locator("#live-status")).to_be_visible()
         # htmx polls and reloads the page once graded.
-        expect(page.locator("#score, .big")).to_be_visible(timeout=180_000)
+        expect(page.locator("#score-value, p.big")).to_be_visible(timeout=180_000)
         if CIFAR10.exists():
             expect(page.locator("#per-class-chart")).to_be_visible()
             expect(
@@ -142,12 +142,12 @@ def test_student_and_instructor_flows(
         page.goto(feedback_url)
         page.click("#regrade")
         expect(page.locator(".flash.ok")).to_contain_text("Queued for regrading")
-        expect(page.locator("#score, .big")).to_be_visible(timeout=180_000)
+        expect(page.locator("#score-value, p.big")).to_be_visible(timeout=180_000)
         expect(page.locator("pre.log")).to_contain_text("regrade requested by prof")
         page.fill("input[name=score]", "77")
         page.fill("textarea[name=reason]", "Late enrolment, agreed by e-mail")
         page.click("#override")
-        expect(page.locator("#score")).to_contain_text("77")
+        expect(page.locator("#score-value")).to_contain_text("77")
         expect(page.locator(".instructor")).to_contain_text("Late enrolment, agreed by e-mail")
         shot(page, "instructor-feedback")
         page.goto(f"{base}/instructor/assignments/{assignment}")
