@@ -112,6 +112,7 @@ def _layer_list_checks(expected: list[ExpectedLayer], layers: list[Layer]) -> li
         pairs = list(zip(range(a0, a1), range(b0, b1), strict=False))
         for i, j in pairs:  # replaced: same position, wrong type
             checks.append(_type_mismatch(i, expected[i], layers[j]))
+            checks.extend(_param_checks(i, expected[i], layers[j]))
         for i in range(a0 + len(pairs), a1):
             checks.append(
                 Check(
@@ -123,6 +124,7 @@ def _layer_list_checks(expected: list[ExpectedLayer], layers: list[Layer]) -> li
                     message=f"Missing layer: expected a {expected[i].type} here, yours has none.",
                 )
             )
+            checks.extend(_param_checks(i, expected[i], None))
         for j in range(b0 + len(pairs), b1):
             checks.append(
                 Check(
@@ -192,18 +194,25 @@ def _compare_layer(index: int, exp: ExpectedLayer, layer: Layer) -> list[Check]:
             message="; ".join(problems),
         )
     ]
-    if exp.params is not None:
-        ok = exp.params == layer.params
-        checks.append(
-            Check(
-                name=f"Parameters of layer {index + 1} ({exp.type})",
-                group="parameters",
-                passed=ok,
-                expected=exp.params,
-                actual=layer.params,
-                message=""
-                if ok
-                else f"Expected {exp.params:,} parameters, yours {layer.params:,}.",
-            )
-        )
+    checks.extend(_param_checks(index, exp, layer))
     return checks
+
+
+def _param_checks(index: int, exp: ExpectedLayer, layer: Layer | None) -> list[Check]:
+    """The per-layer parameter check, also for a wrong or missing layer, so the
+    number of checks (and each one's share of the points) never depends on the answer."""
+    if exp.params is None:
+        return []
+    actual = layer.params if layer is not None else None
+    ok = actual == exp.params
+    yours = f"{actual:,}" if actual is not None else "no such layer"
+    return [
+        Check(
+            name=f"Parameters of layer {index + 1} ({exp.type})",
+            group="parameters",
+            passed=ok,
+            expected=exp.params,
+            actual=actual,
+            message="" if ok else f"Expected {exp.params:,} parameters, yours {yours}.",
+        )
+    ]

@@ -54,9 +54,10 @@ def cli() -> None:
     help="Evaluate without the sandbox. Only for your own file, on a machine without "
     "bubblewrap; never for someone else's.",
 )
+@click.option("--cpu", is_flag=True, help="Do not use a GPU even if one is present.")
 @assignments_option
 def check(
-    model: Path, assignment: str, data: Path | None, as_json: bool, trust: bool,
+    model: Path, assignment: str, data: Path | None, as_json: bool, trust: bool, cpu: bool,
     assignments_dir: Path | None,
 ) -> int:  # fmt: skip
     """Grade one MODEL file (.keras or .h5) against an assignment."""
@@ -70,7 +71,8 @@ def check(
     test_set = None
     if spec.evaluation is not None:
         test_set = find_test_set(data, settings.cifar10)
-    report = grade_file(model, spec, settings=settings, trust=trust, test_set=test_set)
+    gpu = None if cpu or not Path("/dev/nvidia0").exists() else 0
+    report = grade_file(model, spec, settings=settings, trust=trust, test_set=test_set, gpu=gpu)
     if as_json:
         click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:

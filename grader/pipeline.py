@@ -125,6 +125,7 @@ def grade_file(
     test_set: TestSet | None = None,
     on_phase: PhaseCallback | None = None,
     evaluator: Evaluator = evaluate_model,
+    gpu: int | None = None,
 ) -> Report:
     """Inspect, evaluate in a sandbox and score one model file.
 
@@ -132,7 +133,8 @@ def grade_file(
     ConfigurationError (no test set) and SandboxUnavailable (no isolation and
     not trusted), which are the operator's problems, not the student's.
     ``on_phase`` is called with "inspecting", "evaluating", "scoring".
-    ``evaluator`` runs the model in isolation (default: a fresh sandbox).
+    ``evaluator`` runs the model in isolation (default: a fresh sandbox);
+    ``gpu`` is the index of the GPU it may use (None: CPU only).
     """
     settings = settings or get_settings()
     notify = on_phase or (lambda _phase: None)
@@ -163,6 +165,7 @@ def grade_file(
             offset=evaluation.preprocessing.offset if evaluation else 0.0,
             limits=limits,
             trust=trust,
+            gpu=gpu,
             batch_size=settings.predict_batch_size,
         )
         clock.timings.update({k: round(v, 4) for k, v in result.timings.items()})

@@ -29,11 +29,12 @@ def render_text(report: Report, model_name: str, title: str = "") -> str:
         width = max(len(c.name) for c in report.checks)
         for check in report.checks:
             mark = "PASS" if check.passed else "FAIL"
-            detail = (
-                check.message
-                if not check.passed and check.message
-                else f"expected {_value(check.expected)} | yours {_value(check.actual)}"
-            )
+            if check.passed:  # expected and yours agree: show it once
+                detail = _value(check.actual)
+            else:
+                detail = check.message or (
+                    f"expected {_value(check.expected)} | yours {_value(check.actual)}"
+                )
             lines.append(f"  [{mark}] {check.name.ljust(width)}  {detail}")
 
     model = report.model

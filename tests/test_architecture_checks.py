@@ -141,3 +141,24 @@ def test_input_that_does_not_fit_is_not_gradable(model_dir: Path, settings) -> N
     report = grade_file(path, shipped_spec("day096-conv2d"), settings=settings)
     assert report.status == "not_gradable"
     assert "(None, 32, 32, 3)" in report.reason and "(None, 224, 224, 3)" in report.reason
+
+
+def test_every_answer_is_scored_over_the_same_checks(model_dir: Path, settings) -> None:
+    """Wrong, missing or extra layers never change the number of checks (the denominators)."""
+    from keras import layers
+
+    variants = {
+        "right": conv_stack(),
+        "wrong_type": conv_stack(types=("SeparableConv2D", "Conv2D")),
+        "missing": conv_stack(filters=(32,)),
+        "extra": conv_stack(extra=[layers.Conv2D(8, 1)]),
+    }
+    counts = {}
+    for name, model in variants.items():
+        path = save(model, model_dir / f"denominator-{name}.keras")
+        checks = _checks(path, "day096-conv2d", settings)
+        counts[name] = {
+            group: sum(c.group == group for c in checks if not c.name.startswith("Extra layer"))
+            for group in ("architecture", "parameters")
+        }
+    assert all(c == counts["right"] for c in counts.values()), counts
