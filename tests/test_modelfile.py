@@ -170,7 +170,7 @@ def test_suffix_is_case_insensitive(workdir: Path, settings: Settings) -> None:
 
 @pytest.fixture
 def short_h5_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files that make libhdf5 spin are killed after 2 s instead of 10 in tests."""
+    """Files that make libhdf5 spin are killed after 2 s instead of 5 in tests."""
     monkeypatch.setattr(modelfile, "H5_TIMEOUT_S", 2.0)
 
 
@@ -317,7 +317,7 @@ def test_mutations_never_escape_as_tracebacks(
     original = (plain_keras if which == "keras" else plain_h5).read_bytes()
     rng = np.random.default_rng(1234)
     target = tmp_path / f"mutant.{which}"
-    for i in range(150):
+    for i in range(100):
         data = bytearray(original)
         if i % 3 == 0:
             data = data[: int(rng.integers(1, len(data)))]

@@ -64,7 +64,7 @@ MAX_JSON_DEPTH = 200  # far beyond any real Keras config; keeps later walkers of
 MAX_H5_OBJECTS = 100_000
 RATIO_FLOOR_BYTES = 1 * MIB  # tiny members/datasets may compress well; their size is harmless
 READ_CHUNK = 1 * MIB
-H5_TIMEOUT_S = 10.0  # wall clock for the forked HDF5 reader; real files need milliseconds
+H5_TIMEOUT_S = 5.0  # wall clock for the forked HDF5 reader; real files need milliseconds
 H5_CHILD_MEMORY_BYTES = 1024 * MIB  # extra address space the HDF5 reader may map
 MAX_CHILD_OUTPUT_BYTES = 64 * MIB
 
@@ -112,7 +112,7 @@ def read_model_file(path: Path, settings: Settings) -> ModelFile:
         if kind == "keras":
             return _read_keras(fh, settings)
         return _read_h5_model(fh, settings)
-    except NotGradable:
+    except (NotGradable, SandboxUnavailable):
         raise
     except RecursionError as exc:
         raise NotGradable("The model configuration is nested too deeply to read.") from exc
