@@ -530,16 +530,17 @@ def _job_child(req: dict, images, reply: int, libc) -> int:
         exec(compile(req["code"], "<payload>", "exec"), {"JOB": dict(req)})
         sys.stdout.flush()
         return EXIT_OK
+    preloaded = req.get("images") == "preloaded"
     args = argparse.Namespace(
         model=req["model"],
-        images=None,
+        images=None if preloaded else req.get("images"),
         out=out,
         scale=float(req["scale"]),
         offset=float(req["offset"]),
         batch_size=int(req["batch_size"]),
         gpu=None,
     )
-    return run_evaluation(args, confine, images if req.get("images") else None, started_at)
+    return run_evaluation(args, confine, images if preloaded else None, started_at)
 
 
 if __name__ == "__main__":

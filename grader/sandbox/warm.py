@@ -205,8 +205,14 @@ class _Zygote:
             raise _ZygoteGone("the warm sandbox exited", before_start=True) from exc
 
     # ----------------------------------------------------------------- jobs
-    def new_job(self, model_path: Path | None, suffix: str) -> tuple[Path, dict]:
-        """A fresh job folder: the model (read-only) plus out/ and tmp/ for uid 65534."""
+    def new_job(
+        self, model_path: Path | None, suffix: str, images: Path | None = None
+    ) -> tuple[Path, dict]:
+        """A fresh job folder: the model (read-only) plus out/ and tmp/ for uid 65534.
+
+        ``images`` that are not the zygote's own test set are copied in (like the cold
+        path does); the zygote's are already mapped and shared by every job.
+        """
         token = secrets.token_hex(8)
         job = self.jobs / token
         job.mkdir(mode=0o755)
@@ -220,6 +226,14 @@ class _Zygote:
                 raise NotGradable(f"The model file could not be read ({exc.strerror}).") from exc
             (job / f"model{suffix}").chmod(0o444)
             req["model"] = str(inside / f"model{suffix}")
+        req["images"] = None
+        if images is not None:
+            if self.images_key is not None and self.images_key == _FileKey.of(images):
+                req["images"] = "preloaded"
+            else:
+                shutil.copyfile(images, job / IMAGES_NAME)
+                (job / IMAGES_NAME).chmod(0o444)
+                req["images"] = str(inside / IMAGES_NAME)
         for name in ("out", "tmp"):
             (job / name).mkdir(mode=0o700)
             os.chown(job / name, NOBODY_UID, NOBODY_GID)
@@ -371,7 +385,7 @@ class WarmEvaluator:
         """Start the zygote now and wait until it is ready (seconds: ``stats``)."""
         require_sandbox()
         with self._lock:
-            self._ensure(self._images, self._ceiling, wall_seconds=0)
+            self._ensure(self._ceiling, wall_seconds=0)
         return self
 
     def close(self) -> None:
@@ -402,9 +416,7 @@ class WarmEvaluator:
         with self._lock:
             return self._zygote.memory() if self._zygote is not None else {}
 
-    def _fits(self, z: _Zygote, images: Path | None, limits: SandboxLimits) -> bool:
-        if images is not None and z.images_key != _FileKey.of(images):
-            return False
+    def _fits(self, z: _Zygote, limits: SandboxLimits) -> bool:
         c = z.ceiling
         return (
             limits.memory_bytes <= max(c.memory_bytes, ZYGOTE_MIN_ADDRESS_SPACE)
@@ -414,19 +426,17 @@ class WarmEvaluator:
             and limits.max_open_files == c.max_open_files
         )
 
-    def _ensure(self, images: Path | None, limits: SandboxLimits, wall_seconds: int) -> _Zygote:
+    def _ensure(self, limits: SandboxLimits, wall_seconds: int) -> _Zygote:
         """A ready zygote that can serve this job, (re)started if needed."""
         z = self._zygote
         too_old = (
             z is not None
             and time.monotonic() - z.started > ZYGOTE_LIFETIME_SECONDS - wall_seconds - 120
         )
-        if z is not None and (not z.alive() or too_old or not self._fits(z, images, limits)):
+        if z is not None and (not z.alive() or too_old or not self._fits(z, limits)):
             z.close()
             z = self._zygote = None
         if z is None:
-            if images is None:
-                images = self._images
             c = self._ceiling  # the zygote's limits: the most any job so far asked for
             ceiling = self._ceiling = replace(
                 limits,
@@ -435,7 +445,7 @@ class WarmEvaluator:
                 max_file_bytes=max(limits.max_file_bytes, c.max_file_bytes),
             )
             t0 = time.monotonic()
-            z = _Zygote(images, ceiling, self._test_hooks)
+            z = _Zygote(self._images, ceiling, self._test_hooks)
             self.stats["zygote_starts"] += 1
             try:
                 ready = z.wait_ready()
@@ -443,7 +453,6 @@ class WarmEvaluator:
                 z.close()
                 raise
             self.stats["last_start_seconds"] = round(time.monotonic() - t0, 3)
-            self._images = images
             self._zygote = z
             if not ready.get("seccomp") or not ready.get("landlock_abi"):
                 self._warm_refused = "seccomp or Landlock unavailable: jobs could not be kept apart"
@@ -476,7 +485,6 @@ class WarmEvaluator:
         n_images = _count_images(Path(images)) if images is not None else None
         req = {
             "op": "evaluate",
-            "images": images is not None,
             "scale": float(scale),
             "offset": float(offset),
             "batch_size": int(batch_size),
@@ -487,7 +495,7 @@ class WarmEvaluator:
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    z = self._ensure(Path(images) if images else None, limits, limits.wall_seconds)
+                    z = self._ensure(limits, limits.wall_seconds)
                 except RuntimeError as exc:
                     log.warning("%s; using a cold sandbox", exc)
                     self.stats["cold_jobs"] += 1
@@ -495,7 +503,7 @@ class WarmEvaluator:
                 if self._warm_refused:
                     self.stats["cold_jobs"] += 1
                     return evaluate_model(model_path, images, **cold)  # type: ignore[arg-type]
-                job, paths = z.new_job(model_path, suffix)
+                job, paths = z.new_job(model_path, suffix, Path(images) if images else None)
                 try:
                     try:
                         res = z.run({**req, **paths}, job, limits.wall_seconds)
@@ -533,7 +541,7 @@ class WarmEvaluator:
             raise RuntimeError("run_payload needs WarmEvaluator(test_hooks=True)")
         suffix = model_suffix(model_path) if model_path is not None else ""
         with self._lock:
-            z = self._ensure(None, limits, limits.wall_seconds)
+            z = self._ensure(limits, limits.wall_seconds)
             job, paths = z.new_job(model_path, suffix)
             req = {
                 "op": "payload",
