@@ -103,6 +103,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from grader.web.jobs import init_executor
 
     init_executor(app)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[dict[str, str], int]:
+        """For load balancers and compose: 200 only when the database answers."""
+        from sqlalchemy import text
+
+        from grader.web.extensions import db
+
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception:  # any database failure means "not healthy"
+            return {"status": "database unavailable"}, 503
+        return {"status": "ok"}, 200
+
     _register_template_helpers(app)
     _register_error_handlers(app)
 
