@@ -9,6 +9,7 @@ sandbox, and the predictions it returns are scored here, where the labels are.
 from __future__ import annotations
 
 import hashlib
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +52,18 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _sha256_if_regular(path: Path, max_bytes: int) -> str | None:
+    """The file's identity, also for refused files (batch re-runs key on it);
+    never through a link, never for a folder or an oversized file."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        return None
+    return file_sha256(path)
 
 
 def inspect_file(
@@ -144,8 +157,8 @@ def grade_file(
     try:
         notify("inspecting")
         with clock.phase("inspect"):
+            report.file_sha256 = _sha256_if_regular(model_path, settings.max_upload_bytes)
             fmt, arch = inspect_file(model_path, spec, settings)
-            report.file_sha256 = file_sha256(model_path)
         report.model = model_info(arch, fmt)
         checks = architecture_checks(spec, arch)
 
