@@ -7,6 +7,7 @@ that the marker does not exist and that Keras was never asked to load the file
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import hostile
@@ -34,6 +35,10 @@ def test_hostile_file_is_not_gradable_and_has_no_side_effect(
     assert report.exit_code == 2
     assert "load" not in report.timings and "import" not in report.timings
     assert not marker.exists()
+    if path.is_file() and not path.is_symlink():  # refused files keep their identity
+        assert report.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    else:
+        assert report.file_sha256 is None
 
 
 @pytest.mark.parametrize(

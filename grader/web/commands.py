@@ -1,11 +1,15 @@
 """``grader`` sub-commands for the web service: database, users, roster, grades,
-``serve``, and ``submit``/``status`` that talk to a server's JSON API."""
+``serve`` (web + workers), ``worker``, ``queue``, ``regrade``, and
+``submit``/``status`` that talk to a server's JSON API."""
 
 from __future__ import annotations
 
 import json
 import mimetypes
+import os
 import secrets
+import signal
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -34,7 +38,7 @@ def register_commands(cli: click.Group) -> None:
     except ImportError:
         return
     for command in (init_db, upgrade_db, create_user, import_roster_cmd, regrade_cmd,
-                    export_grades, serve):  # fmt: skip
+                    export_grades, serve, worker, queue_cmd):  # fmt: skip
         cli.add_command(command)
     group = cli.commands.get("assignments")
     if isinstance(group, click.Group):
@@ -150,19 +154,46 @@ def import_assignments(paths: tuple[Path, ...]) -> None:
 @click.command("regrade")
 @click.option("--assignment", "assignment_id", help="Regrade every submission of it.")
 @click.option("--submission", "submission_ids", type=int, multiple=True)
-def regrade_cmd(assignment_id: str | None, submission_ids: tuple[int, ...]) -> None:
-    """Regrade submissions now, in this process, against the current spec."""
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "queue", "here"]),
+    default="auto",
+    show_default=True,
+    help="queue: on the workers; here: in this process; auto: queue when "
+    "CELERY_BROKER_URL or GRADER_EXECUTOR=celery is set.",
+)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Show progress.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait at most.")
+def regrade_cmd(
+    assignment_id: str | None,
+    submission_ids: tuple[int, ...],
+    mode: str,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Regrade submissions against the current spec, with a progress bar over the batch.
+
+    ``--mode queue`` sends the jobs to the workers (``grader worker``/``grader serve``)
+    and follows them; ``--mode here`` grades in this process, one after the other.
+    """
     from sqlalchemy import select
 
     from grader.web.extensions import db
-    from grader.web.grading import regrade
-    from grader.web.models import Submission
+    from grader.web.grading import requeue
+    from grader.web.jobs import submit_for_grading
+    from grader.web.models import TERMINAL_STATES, Submission
 
     if not assignment_id and not submission_ids:
         raise click.UsageError("give --assignment or --submission")
     from grader.web import create_app
 
-    app = create_app({"GRADER_EXECUTOR": "sync"})
+    if mode == "auto":
+        queued = (
+            os.environ.get("CELERY_BROKER_URL") or os.environ.get("GRADER_EXECUTOR") == "celery"
+        )
+        mode = "queue" if queued else "here"
+    sync = mode == "here"
+    app = create_app({"GRADER_EXECUTOR": "sync" if sync else "celery"})
     with app.app_context():
         query = select(Submission)
         if assignment_id:
@@ -170,10 +201,56 @@ def regrade_cmd(assignment_id: str | None, submission_ids: tuple[int, ...]) -> N
         if submission_ids:
             query = query.where(Submission.id.in_(submission_ids))
         subs = list(db.session.scalars(query.order_by(Submission.id)).all())
-        regrade(subs, None)
+        if not subs:
+            raise click.ClickException("Nothing to regrade.")
+        ids = [sub.id for sub in subs]
         for sub in subs:
-            db.session.refresh(sub)
-            click.echo(f"#{sub.id} {sub.user.username}: {sub.state} {sub.final_score}")
+            requeue(sub, None)
+        db.session.commit()
+        label = f"Regrading {len(ids)}"
+        if sync:
+            with click.progressbar(ids, label=label, show_pos=True) as bar:
+                for sid in bar:
+                    submit_for_grading(sid)
+        else:
+            for sid in ids:
+                submit_for_grading(sid)
+            click.echo(f"Queued {len(ids)} submissions.")
+            if wait:
+                _wait_for(ids, label, timeout, TERMINAL_STATES)
+        db.session.expire_all()
+        counts: dict[str, int] = {}
+        for sub in db.session.scalars(select(Submission).where(Submission.id.in_(ids))).all():
+            counts[sub.state] = counts.get(sub.state, 0) + 1
+            if len(ids) <= 50:
+                click.echo(f"#{sub.id} {sub.user.username}: {sub.state} {sub.final_score}")
+        click.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+
+def _wait_for(ids: list[int], label: str, timeout: float, done_states: tuple[str, ...]) -> None:
+    """A progress bar over ``ids`` reaching a final state (read from the database)."""
+    from sqlalchemy import func, select
+
+    from grader.web.extensions import db
+    from grader.web.models import Submission
+
+    deadline = time.monotonic() + timeout
+    finished = 0
+    with click.progressbar(length=len(ids), label=label, show_pos=True) as bar:
+        while finished < len(ids) and time.monotonic() < deadline:
+            now = db.session.scalar(
+                select(func.count(Submission.id)).where(
+                    Submission.id.in_(ids), Submission.state.in_(done_states)
+                )
+            )
+            db.session.rollback()
+            if now and now > finished:
+                bar.update(now - finished)
+                finished = now
+            if finished < len(ids):
+                time.sleep(1.0)
+    if finished < len(ids):
+        click.echo(f"{len(ids) - finished} still running after {timeout:.0f} s; see grader queue")
 
 
 @click.command("export-grades")
@@ -197,21 +274,73 @@ def export_grades(assignment_id: str, output: Path | None) -> None:
         click.echo(text, nl=False)
 
 
+def _worker_env(app: Any) -> dict[str, str]:
+    """What a worker needs to reach the same database, files and broker as ``app``."""
+    from grader.queue.celery_app import broker_url
+
+    env = {
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "GRADER_INSTANCE_DIR": app.instance_path,
+        "GRADER_SUBMISSIONS_DIR": str(app.config["GRADER_SUBMISSIONS_DIR"]),
+        "CELERY_BROKER_URL": broker_url(app.instance_path, app.config.get("CELERY_BROKER_URL")),
+    }
+    return env
+
+
+def _stop_on_sigterm() -> None:
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _seed_demo(app: Any) -> None:
+    """``--demo``: seed demonstration data if this install has grader.web.demo."""
+    try:
+        from grader.web.demo import seed_demo
+    except ImportError:
+        raise click.ClickException("This version has no demo data (grader.web.demo).") from None
+    credentials = seed_demo(app)
+    if not credentials:
+        return
+    click.echo("Demo accounts:")
+    items = list(credentials.items() if isinstance(credentials, dict) else credentials)
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2:
+            click.echo(f"  {item[0]}: {item[1]}")
+        else:
+            click.echo(f"  {item}")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int, help="Concurrent gradings.")
+@click.option("--workers", default=1, show_default=True, type=int, help="Concurrent evaluations.")
+@click.option(
+    "--executor",
+    type=click.Choice(["celery", "thread"]),
+    default="celery",
+    show_default=True,
+    help="celery: queue + worker processes; thread: grade inside the web process.",
+)
 @click.option("--no-import", is_flag=True, help="Do not import the assignments folder on start.")
-def serve(host: str, port: int, workers: int, no_import: bool) -> None:
-    """Run the web app with the background-thread grader (SQLite by default)."""
+@click.option("--demo", is_flag=True, help="Seed demo users and submissions, print logins.")
+def serve(host: str, port: int, workers: int, executor: str, no_import: bool, demo: bool) -> None:
+    """Run the web app and a grading worker together (SQLite + SQLite broker by default).
+
+    Ctrl-C (or SIGTERM) stops both: the worker finishes or hands back its job first.
+    """
     from werkzeug.serving import run_simple
 
     from grader.web import create_app
     from grader.web.grading import import_spec_files, recover_incomplete
     from grader.web.migrate import upgrade
 
-    app = create_app({"GRADER_WORKERS": max(1, min(workers, 2))})
+    app = create_app({"GRADER_EXECUTOR": executor, "GRADER_WORKERS": max(1, min(workers, 2))})
     upgrade(app)
+    from grader.queue.runtime import tune_sqlite
+
+    tune_sqlite(app)
     with app.app_context():
         if not no_import:
             from grader.settings import get_settings
@@ -220,11 +349,121 @@ def serve(host: str, port: int, workers: int, no_import: bool) -> None:
             if folder.is_dir():
                 for assignment_id, outcome in import_spec_files(sorted(folder.glob("*.yaml"))):
                     click.echo(f"assignment {assignment_id}: {outcome}")
-        requeued = recover_incomplete()
-        if requeued:
-            click.echo(f"re-queued {requeued} unfinished submissions")
-    click.echo(f"Serving on http://{host}:{port}/")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+        if executor == "thread":
+            requeued = recover_incomplete()
+            if requeued:
+                click.echo(f"re-queued {requeued} unfinished submissions")
+    if demo:
+        _seed_demo(app)
+    supervisor = None
+    _stop_on_sigterm()
+    try:
+        if executor == "celery":
+            from grader.queue.gpu import plan_workers
+            from grader.queue.supervisor import Supervisor
+
+            plan = plan_workers(prefix="serve", concurrency=max(1, workers))
+            supervisor = Supervisor(plan, _worker_env(app)).start()
+            click.echo("Workers: " + ", ".join(spec.name for spec in plan))
+        click.echo(f"Serving on http://{host}:{port}/ (Ctrl-C stops everything)")
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if supervisor is not None:
+            click.echo("Stopping workers...")
+            supervisor.stop()
+        click.echo("Stopped.")
+
+
+@click.command("worker")
+@click.option(
+    "--queues", default="inspect,evaluate", show_default=True, help="inspect, evaluate or both."
+)
+@click.option(
+    "--concurrency", type=int, help="CPU evaluations at a time (default: the cores given)."
+)
+@click.option(
+    "--gpus", default=None, help='GPUs to use, one evaluation each: "0,1", "all" or none.'
+)
+@click.option("--name", default="grader", show_default=True, help="Node name prefix.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(
+    queues: str, concurrency: int | None, gpus: str | None, name: str, loglevel: str
+) -> None:
+    """Run grading workers on this machine against the configured broker and database.
+
+    Add machines by running this on each with the same DATABASE_URL, CELERY_BROKER_URL
+    and storage (GRADER_S3_* or a shared GRADER_SUBMISSIONS_DIR).
+    """
+    from grader.queue.gpu import celery_argv, parse_gpus, parse_queues, plan_workers
+    from grader.queue.supervisor import Supervisor
+
+    try:
+        plan = plan_workers(
+            parse_queues(queues), gpus=parse_gpus(gpus), concurrency=concurrency, prefix=name
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    app = _app()
+    env = _worker_env(app)
+    for spec in plan:
+        gpu = f", GPU {spec.gpu}" if spec.gpu is not None else ""
+        click.echo(f"worker {spec.name}: {','.join(spec.queues)} x{spec.concurrency}{gpu}")
+    if len(plan) == 1:  # become the worker: signals and exit codes are Celery's own
+        spec = plan[0]
+        sys.stdout.flush()
+        os.execvpe(
+            sys.executable, celery_argv(spec, sys.executable, loglevel),
+            {**os.environ, **env, **spec.env},
+        )  # fmt: skip
+    supervisor = Supervisor(plan, env, loglevel=loglevel).start()
+    _stop_on_sigterm()
+    try:
+        supervisor.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo("Stopping workers...")
+        supervisor.stop()
+
+
+@click.command("queue")
+@click.option("--all", "show_all", is_flag=True, help="Also list queued submissions one by one.")
+def queue_cmd(show_all: bool) -> None:
+    """Show the grading queues: waiting and running jobs, phase, position, worker."""
+    from sqlalchemy import select
+
+    from grader.web.extensions import db
+    from grader.web.grading import current_phase, queue_position
+    from grader.web.models import ACTIVE_STATES, QUEUED, Submission
+
+    app = _app()
+    with app.app_context():
+        subs = db.session.scalars(
+            select(Submission).where(Submission.state.in_(ACTIVE_STATES)).order_by(Submission.id)
+        ).all()
+        waiting: dict[str, int] = {}
+        for sub in subs:
+            if sub.state == QUEUED:
+                name = "inspect" if sub.queue == "default" else sub.queue
+                waiting[name] = waiting.get(name, 0) + 1
+        running = [s for s in subs if s.state != QUEUED]
+        click.echo(
+            f"waiting: inspect {waiting.get('inspect', 0)}, evaluate {waiting.get('evaluate', 0)}"
+            f"; running: {len(running)}"
+        )
+        for sub in subs:
+            if sub.state == QUEUED and not show_all:
+                continue
+            where = (
+                f"position {queue_position(sub)}"
+                if sub.state == QUEUED
+                else f"on {sub.worker_host}, try {sub.attempts}"
+            )
+            click.echo(
+                f"#{sub.id} {sub.user.username} {sub.assignment_id}: {current_phase(sub)} ({where})"
+            )
 
 
 # --- Client commands ---------------------------------------------------------
@@ -278,6 +517,10 @@ def _multipart(field: str, path: Path) -> tuple[bytes, str]:
 def _show(sub: dict[str, Any]) -> None:
     score = sub.get("score")
     line = f"#{sub['id']} {sub['assignment_id']}: {sub['state']}"
+    if sub.get("phase") and not sub.get("finished"):
+        line += f" ({sub['phase']})"
+    if sub.get("queue_position") is not None:
+        line += f", position {sub['queue_position']} in the queue"
     if score is not None:
         line += f", score {score}/{sub.get('max_score')}"
     if sub.get("reason"):

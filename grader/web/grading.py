@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-import shutil
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -40,7 +39,14 @@ from grader.web.models import (
     audit,
     utcnow,
 )
-from grader.web.storage import Storage, StorageError, TooLarge, sniff_format
+from grader.web.storage import (
+    S3Storage,
+    Storage,
+    StorageError,
+    TooLarge,
+    open_storage,
+    sniff_format,
+)
 
 ACCEPTED_EXTENSIONS = (".keras", ".h5")
 
@@ -58,8 +64,9 @@ def settings() -> Settings:
     return current_app.config.get("GRADER_SETTINGS") or get_settings()
 
 
-def storage() -> Storage:
-    return Storage(current_app.config["GRADER_SUBMISSIONS_DIR"])
+def storage() -> Storage | S3Storage:
+    """The configured file store: local folder, or S3 when ``GRADER_S3_BUCKET`` is set."""
+    return open_storage(current_app.config)
 
 
 # --- Specs -----------------------------------------------------------------
@@ -247,8 +254,7 @@ def create_submission(
         ) from None
     if size == 0:
         raise SubmissionRefused("The file is empty.")
-    with storage().path(sha).open("rb") as fh:
-        fmt = sniff_format(fh.read(8))
+    fmt = sniff_format(storage().head(sha, 8))
     now = utcnow()
     days, penalty = late_penalty(spec, now)
     sub = Submission(
@@ -260,6 +266,7 @@ def create_submission(
         original_filename=name,
         file_format=fmt,
         state=QUEUED,
+        queue="inspect",
         created_at=now,
         late_days=days,
         penalty=penalty,
@@ -281,6 +288,8 @@ def requeue(sub: Submission, actor: User | None) -> None:
         days, penalty = late_penalty(spec_of(assignment.current_version), sub.created_at)
         sub.late_days, sub.penalty = days, penalty
     sub.state = QUEUED
+    sub.queue = "inspect"
+    sub.job_id = None
     sub.started_at = sub.inspected_at = sub.loaded_at = None
     sub.evaluated_at = sub.finished_at = None
     sub.error_message = None
@@ -358,10 +367,11 @@ def run_grading(submission_id: int) -> None:
     try:
         spec = spec_of(sub.spec_version)
         with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-            src = storage().verify(sub.file_sha256)
-            # The pipeline sees a name we choose from the content, never the browser's.
-            model_path = Path(tmp) / f"model.{sub.file_format or 'keras'}"
-            shutil.copyfile(src, model_path)
+            # The pipeline sees a name we choose from the content, never the browser's,
+            # and the copy it grades is the one verified against the sha256.
+            model_path = storage().fetch(
+                sub.file_sha256, Path(tmp) / f"model.{sub.file_format or 'keras'}"
+            )
             report = grade_file(
                 model_path,
                 spec,
@@ -417,8 +427,23 @@ def queue_counts() -> dict[str, int]:
     }
 
 
+def queue_position(sub: Submission) -> int | None:
+    """Submissions ahead of this one in its queue (None unless queued)."""
+    from grader.queue.lifecycle import queue_position as position
+
+    return position(sub)
+
+
+def current_phase(sub: Submission) -> str:
+    """Where the submission is now, in words (status page, ``grader queue``)."""
+    from grader.queue.lifecycle import current_phase as phase
+
+    return phase(sub)
+
+
 def recover_incomplete() -> int:
-    """On start-up, hand back to the executor what a previous process left unfinished."""
+    """On start-up of the in-process (thread) executor, hand back what a previous
+    process left unfinished. The Celery workers' watchdog does this for ``celery``."""
     subs = db.session.scalars(select(Submission).where(Submission.state.in_(ACTIVE_STATES))).all()
     for sub in subs:
         sub.state = QUEUED

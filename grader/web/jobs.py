@@ -1,13 +1,17 @@
 """The grading executor behind one small interface: ``submit_for_grading(id)``.
 
-This is a thread pool (one or two concurrent jobs, the machine has two cores)
-until the queue issue swaps in Celery; only this module should change then.
-The job body itself, ``grading.run_grading``, is idempotent per submission.
+``celery`` (``grader serve`` and production): the submission row is committed as
+queued, then a message goes to the ``inspect`` queue; workers anywhere do the rest
+(:mod:`grader.queue`). ``thread``/``sync``/``none`` grade in this process or not
+at all (tests, ``regrade --sync``). The mode is the app config ``GRADER_EXECUTOR``;
+when that is left at the factory default ("thread"), the ``GRADER_EXECUTOR``
+environment variable may choose another.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -80,10 +84,69 @@ class NullExecutor:
         return None
 
 
-def init_executor(app: Flask) -> None:
+class CeleryExecutor:
+    """Sends each submission to the ``inspect`` queue of the configured broker.
+
+    If the broker is unreachable the upload still succeeds: the row is queued in the
+    database, and a worker's watchdog sends it once the broker is back.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._celery: object | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def broker_url(self) -> str:
+        from grader.queue.celery_app import broker_url
+
+        return broker_url(self.app.instance_path, self.app.config.get("CELERY_BROKER_URL"))
+
+    @property
+    def celery(self) -> object:
+        with self.lock:
+            if self._celery is None:
+                from grader.queue.celery_app import make_celery
+
+                self._celery = make_celery(self.broker_url)
+            return self._celery
+
+    def submit(self, submission_id: int) -> None:
+        from grader.queue.celery_app import dispatch
+        from grader.queue.lifecycle import INSPECT
+
+        try:
+            dispatch(self.celery, submission_id, INSPECT)  # type: ignore[arg-type]
+        except Exception as exc:
+            log.warning(
+                "broker unreachable (%s): submission %s stays queued until a watchdog sends it",
+                exc,
+                submission_id,
+            )
+
+    def wait(self, timeout: float | None = None) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        if self._celery is not None:
+            self._celery.close()  # type: ignore[attr-defined]
+
+
+def executor_mode(app: Flask) -> str:
+    """The configured mode; the environment may override the factory default."""
     mode = app.config.get("GRADER_EXECUTOR", "thread")
-    if mode == "sync":
-        executor: object = SyncExecutor(app)
+    env = os.environ.get("GRADER_EXECUTOR")
+    if mode == "thread" and env in ("celery", "thread", "sync", "none"):
+        return env
+    return mode
+
+
+def init_executor(app: Flask) -> None:
+    mode = executor_mode(app)
+    if mode == "celery":
+        executor: object = CeleryExecutor(app)
+    elif mode == "sync":
+        executor = SyncExecutor(app)
     elif mode == "none":
         executor = NullExecutor(app)
     else:
@@ -91,7 +154,7 @@ def init_executor(app: Flask) -> None:
     app.extensions["grader_executor"] = executor
 
 
-def get_executor() -> ThreadExecutor | SyncExecutor | NullExecutor:
+def get_executor() -> ThreadExecutor | SyncExecutor | NullExecutor | CeleryExecutor:
     return current_app.extensions["grader_executor"]
 
 

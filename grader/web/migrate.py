@@ -8,7 +8,8 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask
 
-MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
+# Inside the package (not the checkout root) so a non-editable install finds them.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:

@@ -135,6 +135,18 @@ def submission(submission_id: int) -> str:
     )
 
 
+@bp.app_template_global("queue_info")
+def queue_info(sub: Submission) -> dict[str, object]:
+    """Queue position (0 = next) and the current phase, for the live status fragment."""
+    from grader.web.grading import current_phase, queue_position
+
+    return {
+        "position": queue_position(sub),
+        "phase": current_phase(sub),
+        "queue": "inspect" if sub.queue == "default" else sub.queue,
+    }
+
+
 @bp.get("/submissions/<int:submission_id>/status")
 @login_required
 def status(submission_id: int) -> Response:
