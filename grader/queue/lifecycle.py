@@ -1,0 +1,263 @@
+"""Submission state transitions as compare-and-set UPDATEs: the database decides.
+
+Every transition is one ``UPDATE ... WHERE`` on the submission row that names the
+state it expects, so two workers (a redelivered message, a watchdog requeue, a
+duplicate send) can race and exactly one wins:
+
+* ``claim``: queued -> inspecting/evaluating, only from ``queued`` in that queue;
+  it writes a fresh ``job_id`` token that every later write must present.
+* ``mark`` (phase timestamps), ``handoff`` (inspect -> evaluate queue),
+  ``finish`` (final state + the one result row) and ``release`` (requeue or fail)
+  all require ``state`` running *and* ``job_id`` = the caller's token, so a job
+  whose claim was taken away (the watchdog decided it was stuck) cannot write.
+
+``results.submission_id`` is unique too, so even a bug elsewhere cannot record
+two results for one submission.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from grader.report import Report
+from grader.web.extensions import db
+from grader.web.models import (
+    ERROR,
+    EVALUATING,
+    FAILED,
+    GRADED,
+    INSPECTING,
+    NOT_GRADABLE,
+    QUEUED,
+    Result,
+    Submission,
+    utcnow,
+)
+
+INSPECT, EVALUATE = "inspect", "evaluate"
+RUNNING = (INSPECTING, EVALUATING)
+#: Rows queued before the queues existed (thread executor) are inspect jobs.
+QUEUE_ALIASES = {INSPECT: (INSPECT, "default"), EVALUATE: (EVALUATE,)}
+FINAL_STATE = {"passed": GRADED, "failed": FAILED, "not_gradable": NOT_GRADABLE}
+INFRASTRUCTURE_ERROR = "infrastructure error"
+
+
+def _log(line: str) -> Any:
+    stamp = utcnow().isoformat(timespec="seconds")
+    return func.coalesce(Submission.log, "") + f"{stamp} {line}\n"
+
+
+def _cas(where: list[Any], values: dict[str, Any], *, commit: bool = True) -> bool:
+    result = db.session.execute(
+        update(Submission)
+        .where(*where)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    won = result.rowcount == 1
+    if commit:
+        db.session.commit()
+    return won
+
+
+def claim(submission_id: int, queue: str, node: str) -> str | None:
+    """Take a queued submission for this worker; the token, or None if not ours."""
+    token = uuid.uuid4().hex
+    state = INSPECTING if queue == INSPECT else EVALUATING
+    values: dict[str, Any] = {
+        "state": state,
+        "queue": queue,
+        "job_id": token,
+        "started_at": utcnow(),
+        "worker_host": node[:200],
+        "log": _log(f"{queue} started on {node}"),
+    }
+    if queue == INSPECT:  # a try begins with inspection; evaluation continues it
+        values["attempts"] = Submission.attempts + 1
+    won = _cas(
+        [
+            Submission.id == submission_id,
+            Submission.state == QUEUED,
+            Submission.queue.in_(QUEUE_ALIASES[queue]),
+        ],
+        values,
+    )
+    return token if won else None
+
+
+def _mine(submission_id: int, token: str) -> list[Any]:
+    return [
+        Submission.id == submission_id,
+        Submission.job_id == token,
+        Submission.state.in_(RUNNING),
+    ]
+
+
+def mark(submission_id: int, token: str, line: str | None = None, **values: Any) -> bool:
+    """Record a phase (timestamps, state) if the job still holds its claim."""
+    if line:
+        values["log"] = _log(line)
+    return _cas(_mine(submission_id, token), values)
+
+
+def handoff(submission_id: int, token: str) -> bool:
+    """Inspection passed: queue for evaluation (the caller then sends the message)."""
+    return _cas(
+        [*_mine(submission_id, token)[:2], Submission.state == INSPECTING],
+        {
+            "state": QUEUED,
+            "queue": EVALUATE,
+            "job_id": None,
+            "inspected_at": utcnow(),
+            "log": _log("inspected: queued for evaluation"),
+        },
+    )
+
+
+def finish(submission_id: int, token: str, report: Report) -> bool:
+    """Store the verdict and the one result row, atomically, if the claim still holds."""
+    now = utcnow()
+    won = _cas(
+        _mine(submission_id, token),
+        {
+            "state": FINAL_STATE[report.status],
+            "finished_at": now,
+            "inspected_at": func.coalesce(Submission.inspected_at, now),
+            "evaluated_at": func.coalesce(Submission.evaluated_at, now),
+            "error_message": None,
+            "log": _log(f"finished: {report.status}, score {report.score}/{report.max_score}"),
+        },
+        commit=False,
+    )
+    if not won:
+        db.session.rollback()
+        return False
+    spec_version_id = db.session.scalar(
+        select(Submission.spec_version_id).where(Submission.id == submission_id)
+    )
+    result = db.session.scalar(select(Result).where(Result.submission_id == submission_id))
+    if result is None:
+        result = Result(submission_id=submission_id)
+    result.status = report.status
+    result.score = report.score
+    result.max_score = report.max_score
+    result.accuracy = report.metrics.accuracy if report.metrics else None
+    result.reason = report.reason
+    result.report = report.model_dump(mode="json")
+    result.grader_version = report.grader_version[:40]
+    result.spec_version_id = spec_version_id
+    result.created_at = now
+    db.session.add(result)
+    try:
+        db.session.commit()
+    except IntegrityError:  # another writer's result row: keep theirs
+        db.session.rollback()
+        return False
+    return True
+
+
+REQUEUED = "requeued for"
+_ROUND_START = (" queued: ", "regrade requested")
+
+
+def tries_this_round(log: str | None) -> int:
+    """Tries since the upload or the last regrade: 1 + the requeues logged since.
+
+    (``attempts`` counts every try of the submission's life, regrades included, so
+    it cannot say how many tries *this* grading has had.)
+    """
+    requeues = 0
+    for line in reversed((log or "").splitlines()):
+        if any(marker in line for marker in _ROUND_START):
+            break
+        if REQUEUED in line:
+            requeues += 1
+    return requeues + 1
+
+
+def release(
+    submission_id: int, token: str | None, reason: str, max_tries: int
+) -> tuple[str, str | None]:
+    """A job could not finish for a reason that is not the file's fault.
+
+    Requeue it where it stopped (inspection or evaluation), or after ``max_tries``
+    tries set state ``error`` ("infrastructure error", which uses no student attempt).
+    Returns (outcome, queue to send to) with outcome "requeued", "error" or "lost"
+    (someone else holds the submission now).
+    """
+    row = db.session.execute(
+        select(Submission.state, Submission.attempts, Submission.job_id, Submission.log).where(
+            Submission.id == submission_id
+        )
+    ).first()
+    db.session.rollback()
+    if row is None or row.state not in RUNNING or (token is not None and row.job_id != token):
+        return "lost", None
+    where = [
+        Submission.id == submission_id,
+        Submission.state == row.state,
+        Submission.job_id == row.job_id,
+    ]
+    tries = tries_this_round(row.log)
+    if tries >= max_tries:
+        message = f"{INFRASTRUCTURE_ERROR} after {tries} tries: {reason}"[:2000]
+        won = _cas(
+            where,
+            {
+                "state": ERROR,
+                "error_message": message,
+                "finished_at": utcnow(),
+                "job_id": None,
+                "log": _log(f"error: {message}"),
+            },
+        )
+        return ("error" if won else "lost"), None
+    queue = INSPECT if row.state == INSPECTING else EVALUATE
+    values: dict[str, Any] = {
+        "state": QUEUED,
+        "queue": queue,
+        "job_id": None,
+        "log": _log(f"{REQUEUED} {queue} (try {tries} ended: {reason})"[:1000]),
+    }
+    if queue == EVALUATE:  # the next try starts at evaluation, without a new inspect claim
+        values["attempts"] = Submission.attempts + 1
+    won = _cas(where, values)
+    return ("requeued" if won else "lost"), (queue if won else None)
+
+
+def queue_position(sub: Submission) -> int | None:
+    """Submissions ahead of ``sub`` in its queue (0 = next), None unless queued."""
+    if sub.state != QUEUED:
+        return None
+    names = QUEUE_ALIASES.get(sub.queue, (sub.queue,))
+    if sub.queue == "default":
+        names = QUEUE_ALIASES[INSPECT]
+    return (
+        db.session.scalar(
+            select(func.count(Submission.id)).where(
+                Submission.state == QUEUED,
+                Submission.queue.in_(names),
+                Submission.id < sub.id,
+            )
+        )
+        or 0
+    )
+
+
+def current_phase(sub: Submission) -> str:
+    """A short human phase: where the submission is now."""
+    if sub.state == QUEUED:
+        return "waiting for evaluation" if sub.queue == EVALUATE else "waiting for inspection"
+    if sub.state == INSPECTING:
+        return "inspecting the file"
+    if sub.state == EVALUATING:
+        if sub.evaluated_at:
+            return "scoring"
+        if sub.loaded_at:
+            return "evaluating the model"
+        return "loading the model in the sandbox"
+    return "finished"

@@ -1,0 +1,172 @@
+"""The watchdog: no job is lost or stuck, whatever died.
+
+Runs as a timer thread inside every worker (no celery beat: nothing extra to run,
+and N watchdogs are as safe as one because every fix is a compare-and-set on the
+submission row). Each sweep:
+
+1. **Stuck jobs.** A submission inspecting or evaluating for longer than its time
+   limit (the assignment's evaluation ``time_limit_seconds``, or the sandbox wall
+   limit, plus ``GRADER_WATCHDOG_GRACE`` seconds) lost its worker: it is requeued
+   where it stopped, or after ``GRADER_MAX_TRIES`` tries set to ``error``
+   ("infrastructure error", which uses no student attempt).
+2. **Lost messages.** Submissions queued in the database but missing from the
+   broker (the broker lost them, or was down when they were sent) are sent again
+   once the shortfall has lasted two sweeps. A duplicate is harmless: one claim wins.
+
+And when a worker starts, it first reclaims the jobs its own node name was
+running (a worker killed with ``kill -9`` and restarted does not wait for the limit).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from celery import Celery
+from sqlalchemy import select
+
+from grader.queue import lifecycle
+from grader.queue.celery_app import broker_depth, dispatch
+from grader.queue.lifecycle import EVALUATE, INSPECT, QUEUE_ALIASES, RUNNING
+from grader.queue.runtime import env_float, flask_app, max_tries
+from grader.web.models import INSPECTING, QUEUED, Submission, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def grace_seconds() -> float:
+    return env_float("GRADER_WATCHDOG_GRACE", 120.0)
+
+
+def time_limit(sub: Submission, wall_default: int, grace: float) -> float:
+    """Seconds a running job may hold its claim before it counts as stuck."""
+    if sub.state == INSPECTING:
+        return grace
+    wall: float = wall_default
+    try:
+        from grader.web.grading import spec_of
+
+        evaluation = spec_of(sub.spec_version).evaluation
+        if evaluation is not None:
+            wall = evaluation.time_limit_seconds
+    except Exception:  # an unreadable spec: the default limit still ends the wait
+        pass
+    return wall + grace
+
+
+def _resend(celery: Celery, ids: list[int], queue: str) -> int:
+    sent = 0
+    for sid in ids:
+        try:
+            dispatch(celery, sid, queue)
+            sent += 1
+        except Exception:
+            log.warning("broker unreachable; submission %s stays queued", sid)
+            break
+    return sent
+
+
+@dataclass
+class Watchdog:
+    """One sweep at a time; ``start()`` runs sweeps every ``interval`` seconds."""
+
+    celery: Celery
+    interval: float = field(default_factory=lambda: env_float("GRADER_WATCHDOG_INTERVAL", 30.0))
+    grace: float = field(default_factory=grace_seconds)
+    _suspects: dict[str, set[int]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sweep(self) -> dict[str, int]:
+        """Requeue or fail stuck jobs, resend lost messages (inside an app context)."""
+        from grader.web.extensions import db
+        from grader.web.grading import settings
+
+        counts = {"requeued": 0, "error": 0, "resent": 0}
+        now = utcnow()
+        wall = settings().sandbox_wall_seconds
+        running = db.session.scalars(select(Submission).where(Submission.state.in_(RUNNING)))
+        stuck = []
+        for sub in running.all():
+            limit = time_limit(sub, wall, self.grace)
+            if sub.started_at is not None and sub.started_at < now - timedelta(seconds=limit):
+                stuck.append((sub.id, sub.job_id, sub.state, limit, sub.worker_host))
+        db.session.rollback()
+        for sid, token, state, limit, host in stuck:
+            reason = f"no result from {host} within {limit:.0f} s while {state}"
+            outcome, queue = lifecycle.release(sid, token, reason, max_tries())
+            if outcome in counts:
+                counts[outcome] += 1
+            if queue is not None:
+                _resend(self.celery, [sid], queue)
+            log.warning("watchdog: submission %s %s (%s)", sid, outcome, reason)
+        for queue in (INSPECT, EVALUATE):
+            counts["resent"] += self._lost_messages(queue)
+        return counts
+
+    def _lost_messages(self, queue: str) -> int:
+        from grader.web.extensions import db
+
+        queued = set(
+            db.session.scalars(
+                select(Submission.id).where(
+                    Submission.state == QUEUED, Submission.queue.in_(QUEUE_ALIASES[queue])
+                )
+            ).all()
+        )
+        db.session.rollback()
+        depth = broker_depth(self.celery, queue)
+        if depth is None or len(queued) <= depth:
+            self._suspects.pop(queue, None)
+            return 0
+        # Short of messages: resend those queued in the database at both sweeps (a
+        # message a worker has just received but not yet claimed is not lost).
+        previous = self._suspects.get(queue)
+        self._suspects[queue] = queued
+        if previous is None:
+            return 0
+        again = sorted(queued & previous)
+        self._suspects.pop(queue, None)
+        if again:
+            log.warning("watchdog: resending %d queued submissions to %s", len(again), queue)
+        return _resend(self.celery, again, queue)
+
+    def reclaim(self, node: str) -> int:
+        """At start-up: release the jobs this node name held when it last died."""
+        from grader.web.extensions import db
+
+        rows = db.session.execute(
+            select(Submission.id, Submission.job_id).where(
+                Submission.state.in_(RUNNING), Submission.worker_host == node[:200]
+            )
+        ).all()
+        db.session.rollback()
+        n = 0
+        for sid, token in rows:
+            outcome, queue = lifecycle.release(
+                sid, token, f"worker {node} restarted during the job", max_tries()
+            )
+            if queue is not None:
+                _resend(self.celery, [sid], queue)
+            n += outcome != "lost"
+        if n:
+            log.warning("reclaimed %d jobs left running by a previous %s", n, node)
+        return n
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                with flask_app().app_context():
+                    self.sweep()
+            except Exception:  # the database or broker is down: try again next time
+                log.exception("watchdog sweep failed")
+
+    def start(self) -> Watchdog:
+        self._thread = threading.Thread(target=self._loop, name="grader-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()

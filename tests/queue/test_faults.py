@@ -1,0 +1,183 @@
+"""Fault tests with real workers: kill -9 mid-evaluation, sandbox limits, broker restart.
+
+Mid-evaluation is made deterministic with the evaluate task's test-only delay
+(``GRADER_QUEUE_TEST_DELAY``: the worker sleeps inside the evaluation, after the
+submission is marked ``evaluating``), so the kill always lands mid-job.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from queueutil import ASSIGNMENTS, Stack, wait_until
+
+
+def _evaluating(stack: Stack, sid: int) -> bool:
+    row = stack.rows([sid])[sid]
+    return row["state"] == "evaluating" and "phase: evaluating" in row["log"]
+
+
+def test_kill9_mid_evaluation_then_restart_grades_once(
+    sqlite_stack: Stack, models: dict[str, Path]
+) -> None:
+    stack = sqlite_stack
+    stack.setup_db()
+    stack.worker("inspect")
+    doomed = stack.worker("evaluate", name="ev@test", GRADER_QUEUE_TEST_DELAY="60")
+    sid = stack.submit("s0", "day096-conv2d", models["good"])
+    wait_until(lambda: _evaluating(stack, sid), 90, "the evaluation to start")
+    doomed.kill9()
+    assert stack.rows([sid])[sid]["state"] == "evaluating"  # orphaned, not lost
+    # A new worker with the same node name reclaims its predecessor's job at once.
+    stack.worker("evaluate", name="ev@test")
+    row = stack.wait_final([sid], timeout=120)[sid]
+    assert row["state"] == "graded" and row["result"] == "passed", row
+    assert "restarted during the job" in row["log"]
+    assert row["log"].count("finished:") == 1
+    assert stack.result_count() == 1
+
+
+def test_kill9_then_other_worker_watchdog_requeues(
+    pg_redis_stack: Stack, models: dict[str, Path]
+) -> None:
+    stack = pg_redis_stack
+    stack.setup_db()
+    stack.worker("inspect")
+    doomed = stack.worker("evaluate", name="first@test", GRADER_QUEUE_TEST_DELAY="60")
+    sid = stack.submit("s0", "day096-conv2d", models["good"])
+    wait_until(lambda: _evaluating(stack, sid), 90, "the evaluation to start")
+    doomed.kill9()
+    # Another machine's worker: its watchdog finds the job past its time limit
+    # (sandbox wall 15 s + grace 2 s here) and requeues it.
+    stack.worker(
+        "evaluate", name="second@test", GRADER_SANDBOX_WALL_SECONDS="15",
+        GRADER_WATCHDOG_GRACE="2",
+    )  # fmt: skip
+    row = stack.wait_final([sid], timeout=150)[sid]
+    assert row["state"] == "graded" and row["worker"] == "second@test", row
+    assert "no result from first@test" in row["log"]
+    assert stack.result_count() == 1
+
+
+def _timeout_spec(tmp: Path) -> None:
+    text = (ASSIGNMENTS / "day097-cifar10.yaml").read_text()
+    text = text.replace("id: day097-cifar10", "id: q-timeout")
+    text = text.replace("time_limit_seconds: 300", "time_limit_seconds: 1")
+    assert "q-timeout" in text and "time_limit_seconds: 1\n" in text
+    (tmp / "specs").mkdir()
+    (tmp / "specs" / "q-timeout.yaml").write_text(text)
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp / "test.npz",
+        x=rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8),
+        y=rng.integers(0, 10, 50),
+    )
+
+
+def test_sandbox_limits_give_clear_results_and_worker_keeps_serving(
+    sqlite_stack: Stack, models: dict[str, Path], tmp_path: Path
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from models import cifar_cnn, save
+
+    stack = sqlite_stack
+    _timeout_spec(tmp_path)
+    stack.setup_db()
+    cnn = save(cifar_cnn(), tmp_path / "cnn.keras")
+    stack.worker("inspect")
+    # Cold sandboxes: importing TensorFlow alone takes longer than the 1 s limit.
+    ev = stack.worker("evaluate", GRADER_WARM="0", GRADER_CIFAR10=str(tmp_path / "test.npz"))
+    slow = stack.submit("s0", "q-timeout", cnn)
+    row = stack.wait_final([slow], timeout=120)[slow]
+    assert row["state"] == "not_gradable" and "limit of 1 s" in row["reason"], row
+    nxt = stack.submit("s1", "day096-conv2d", models["good"])
+    assert stack.wait_final([nxt], timeout=120)[nxt]["state"] == "graded"
+    assert ev.proc.poll() is None
+    ev.stop()
+    # Memory: a worker whose sandboxes get 1 GiB (TensorFlow needs more) says so.
+    stack.worker("evaluate", GRADER_WARM="0", GRADER_SANDBOX_MEMORY_BYTES=str(1024**3))
+    big = stack.submit("s1", "day096-conv2d", models["good"])
+    row = stack.wait_final([big], timeout=120)[big]
+    assert row["state"] == "not_gradable" and "memory" in row["reason"], row
+    assert stack.result_count() == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OwnRedis:
+    """A private redis-server (AOF on) this test may stop and restart at will."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir, self.port = directory, _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(lambda: self.ping(), 15, "redis-server to start")
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=1).ping())
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: redis flushes the AOF and exits
+            self.proc.wait(timeout=15)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+def test_broker_restart_loses_nothing(
+    pg_redis_stack: Stack, models: dict[str, Path], tmp_path: Path
+) -> None:
+    stack = pg_redis_stack
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    broker = OwnRedis(redis_dir)
+    broker.start()
+    stack.env["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{broker.port}/0"
+    try:
+        stack.setup_db()
+        files = ["good", "garbage", "lambda", "wrong"]
+        first = [stack.submit(f"s{i % 2}", "day096-conv2d", models[f]) for i, f in enumerate(files)]
+        broker.stop()  # queued messages only in the broker's AOF now
+        broker.start()
+        stack.worker("inspect")
+        stack.worker("evaluate")
+        rows = stack.wait_final(first, timeout=150)
+        assert [rows[i]["state"] for i in first] == [
+            "graded", "not_gradable", "not_gradable", "failed",
+        ]  # fmt: skip
+        # Broker down while students upload: the uploads succeed, the rows wait in the
+        # database, and the watchdog sends them once the broker is back.
+        broker.stop()
+        t0 = time.monotonic()
+        second = [stack.submit("s0", "day096-conv2d", models[f]) for f in ("garbage", "good")]
+        assert time.monotonic() - t0 < 60
+        broker.start()
+        rows = stack.wait_final(second, timeout=150)
+        assert [rows[i]["state"] for i in second] == ["not_gradable", "graded"]
+        assert stack.result_count() == 6
+    finally:
+        for w in stack.workers:
+            w.stop()
+        broker.stop()

@@ -1,0 +1,79 @@
+"""``grader serve``: one command starts the web server and the workers (SQLite
+database + SQLite broker, nothing else installed), grades, and Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from queueutil import REPO, Stack, base_env, wait_until
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def test_serve_runs_web_and_worker_and_stops_cleanly(
+    tmp_path: Path, models: dict[str, Path]
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, **base_env(tmp_path)}
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_BROKER_KEYPREFIX"):
+        env.pop(name, None)  # the embedded defaults
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grader", "serve", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        text = lambda: log.read_text(errors="replace")  # noqa: E731
+        wait_until(lambda: "Serving on" in text() or proc.poll() is not None, 60, "serve")
+        assert proc.poll() is None, text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as r:
+            assert r.status == 200
+        wait_until(lambda: text().count("ready.") >= 2, 60, "both workers")
+        instance = tmp_path / "instance"
+        assert (instance / "grader.db").exists() and (instance / "broker.sqlite").exists()
+        # A submission made on the same instance is graded by serve's workers.
+        stack = Stack(tmp_path, {
+            **base_env(tmp_path),
+            "DATABASE_URL": f"sqlite:///{instance / 'grader.db'}",
+            "CELERY_BROKER_URL": f"sqla+sqlite:///{instance / 'broker.sqlite'}",
+        })  # fmt: skip
+        stack.app = stack.create_app()
+        from grader.web.extensions import db
+        from grader.web.models import User
+
+        with stack.app.app_context():
+            db.session.add(User(username="s0", role="student"))
+            db.session.commit()
+        sid = stack.submit("s0", "day096-conv2d", models["good"])
+        assert stack.wait_final([sid], timeout=120)[sid]["state"] == "graded"
+        stack.close()
+        workers = _children(proc.pid)
+        assert len(workers) == 2, text()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, text()
+        assert "Stopped." in text()
+        for pid in workers:
+            assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert REPO.exists()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
