@@ -15,7 +15,9 @@ from grader.web.grading import (
     SubmissionRefused,
     attempts_left_today,
     create_submission,
+    current_phase,
     current_spec,
+    queue_position,
     standing,
 )
 from grader.web.models import (
@@ -115,6 +117,8 @@ def _submission_json(sub: Submission) -> dict[str, Any]:
         "late_days": sub.late_days,
         "penalty": sub.penalty,
         "uses_attempt": sub.uses_attempt,
+        "queue_position": queue_position(sub),
+        "phase": current_phase(sub),
         "url": url_for("student.submission", submission_id=sub.id, _external=True),
     }
 

@@ -62,6 +62,12 @@ SUBMISSION = {
         "late_days": {"type": "integer"},
         "penalty": {"type": "number"},
         "uses_attempt": {"type": "boolean"},
+        "queue_position": {
+            "type": "integer",
+            "nullable": True,
+            "description": "Submissions ahead of this one in its queue; null unless queued.",
+        },
+        "phase": {"type": "string", "description": "Where the submission is now, in words."},
         "url": {"type": "string"},
     },
 }

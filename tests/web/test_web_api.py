@@ -51,6 +51,14 @@ def test_submit_and_status(app: Flask, client: FlaskClient) -> None:
     assert sub["state"] == "queued" and not sub["finished"]
     got = client.get(f"/api/v1/submissions/{sub['id']}", headers=auth(token)).get_json()
     assert got["id"] == sub["id"]
+    assert got["queue_position"] == 0 and got["phase"]  # first in its queue, nothing ran
+    second = client.post(
+        "/api/v1/assignments/day096-conv2d/submissions",
+        data={"model": (io.BytesIO(b"PK\x03\x04 other model"), "m.keras")},
+        headers=auth(token),
+        content_type="multipart/form-data",
+    ).get_json()
+    assert second["queue_position"] == 1
     assert (
         client.get(f"/api/v1/submissions/{sub['id']}/report", headers=auth(token)).status_code
         == 404
