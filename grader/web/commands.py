@@ -294,22 +294,11 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _seed_demo(app: Any) -> None:
-    """``--demo``: seed demonstration data if this install has grader.web.demo."""
-    try:
-        from grader.web.demo import seed_demo
-    except ImportError:
-        raise click.ClickException("This version has no demo data (grader.web.demo).") from None
-    credentials = seed_demo(app)
-    if not credentials:
-        return
-    click.echo("Demo accounts:")
-    items = list(credentials.items() if isinstance(credentials, dict) else credentials)
-    for item in items:
-        if isinstance(item, tuple) and len(item) == 2:
-            click.echo(f"  {item[0]}: {item[1]}")
-        else:
-            click.echo(f"  {item}")
+def _seed_demo(app: Any, url: str) -> str:
+    """``--demo``: seed the demo course; returns the banner (logins, what to try first)."""
+    from grader.web.demo import seed_demo
+
+    return seed_demo(app).banner(url)
 
 
 @click.command("serve")
@@ -353,8 +342,8 @@ def serve(host: str, port: int, workers: int, executor: str, no_import: bool, de
             requeued = recover_incomplete()
             if requeued:
                 click.echo(f"re-queued {requeued} unfinished submissions")
-    if demo:
-        _seed_demo(app)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    banner = _seed_demo(app, url) if demo else ""
     supervisor = None
     _stop_on_sigterm()
     try:
@@ -365,7 +354,9 @@ def serve(host: str, port: int, workers: int, executor: str, no_import: bool, de
             plan = plan_workers(prefix="serve", concurrency=max(1, workers))
             supervisor = Supervisor(plan, _worker_env(app)).start()
             click.echo("Workers: " + ", ".join(spec.name for spec in plan))
-        click.echo(f"Serving on http://{host}:{port}/ (Ctrl-C stops everything)")
+        if banner:
+            click.echo(banner)
+        click.echo(f"Serving on {url} (Ctrl-C stops everything)")
         run_simple(host, port, app, threaded=True, use_reloader=False)
     except KeyboardInterrupt:
         pass

@@ -77,3 +77,47 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_serve_demo_prints_logins_that_work_and_twice_duplicates_nothing(tmp_path: Path) -> None:
+    """The README's first command: `grader serve --demo`, run twice on one instance."""
+    env = {**os.environ, **base_env(tmp_path)}
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_BROKER_KEYPREFIX"):
+        env.pop(name, None)
+    first, second = (_serve_demo_once(tmp_path, env, run) for run in range(2))
+    assert "alice" in first and "password:" in first
+    # Same generated passwords and the same three submissions (ids 1-3) the second time.
+    assert _logins(first) == _logins(second)
+    assert first.count("/submissions/") == second.count("/submissions/") == 3
+    assert "/submissions/4" not in second
+
+
+def _serve_demo_once(tmp_path: Path, env: dict[str, str], run: int) -> str:
+    """Start `grader serve --demo`, check the page answers, stop it; return its banner."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / f"serve-{run}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grader", "serve", "--demo", "--port", str(port)],
+        env=env, cwd=tmp_path, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        text = lambda: log.read_text(errors="replace")  # noqa: E731
+        wait_until(lambda: "Serving on" in text() or proc.poll() is not None, 240, "serve")
+        assert proc.poll() is None, text()
+        out = text()
+        assert f"http://127.0.0.1:{port}/" in out and "Try first" in out
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+            assert r.status == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    return out[out.index("Keras grader: DEMO COURSE") : out.index("Try first")]
+
+
+def _logins(banner: str) -> list[str]:
+    return [line.split()[-1] for line in banner.splitlines() if "password:" in line]
