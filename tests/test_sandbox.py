@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sandboxutil import accept_once, limits, world_dir
 
 from grader.errors import NotGradable
 from grader.sandbox import (
-    SandboxLimits,
     evaluate_model,
     run_sandboxed,
     sandbox_status,
@@ -31,18 +31,6 @@ pytestmark = pytest.mark.skipif(not _OK, reason=f"no sandbox here: {_WHY}")
 LAUNCHER_DIR = Path(__file__).resolve().parent.parent / "grader" / "sandbox"
 
 
-def limits(**kw: int) -> SandboxLimits:
-    base = dict(
-        memory_bytes=4 * 1024**3,
-        cpu_seconds=60,
-        wall_seconds=60,
-        max_processes=64,
-        max_file_bytes=16 * 1024**2,
-    )
-    base.update(kw)
-    return SandboxLimits(**base)
-
-
 def run_py(code: str, **kw) -> tuple[int, str, str]:
     lim = kw.pop("limits", None) or limits()
     proc = run_sandboxed(
@@ -52,17 +40,6 @@ def run_py(code: str, **kw) -> tuple[int, str, str]:
         **kw,
     )
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def world_dir(path: Path) -> Path:
-    """A host dir nobody could use if it were visible (so only the sandbox blocks it)."""
-    path.mkdir(parents=True, exist_ok=True)
-    p = path
-    while p != p.parent:
-        if str(p).startswith("/tmp/") or p == path:
-            p.chmod(0o777 if p == path else (p.stat().st_mode | 0o005) & 0o7777)
-        p = p.parent
-    return path
 
 
 # --------------------------------------------------------------------------- isolation
@@ -90,7 +67,7 @@ def test_cannot_connect_to_host_listener(tmp_path: Path) -> None:
     srv.settimeout(8)
     port = srv.getsockname()[1]
     got: list[object] = []
-    t = threading.Thread(target=lambda: got.append(_accept(srv)), daemon=True)
+    t = threading.Thread(target=lambda: got.append(accept_once(srv)), daemon=True)
     t.start()
     _rc, out, err = run_py(
         f"""
@@ -110,15 +87,6 @@ def test_cannot_connect_to_host_listener(tmp_path: Path) -> None:
     assert "started" in out, err
     assert "blocked" in out and "CONNECTED" not in out
     assert got == ["host"]
-
-
-def _accept(srv: socket.socket) -> str:
-    try:
-        conn, addr = srv.accept()
-    except OSError:
-        return "none"
-    conn.close()
-    return "host" if addr[0] == "127.0.0.1" else str(addr)
 
 
 def test_cannot_write_outside_its_writable_dir(tmp_path: Path) -> None:

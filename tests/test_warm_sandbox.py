@@ -17,25 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sandboxutil import accept_once, limits, world_dir
 
 from grader.errors import NotGradable
-from grader.sandbox import SandboxLimits, WarmEvaluator, evaluate_model, sandbox_status
-from tests.test_sandbox import _accept, world_dir
+from grader.sandbox import WarmEvaluator, evaluate_model, sandbox_status
 
 _OK, _WHY = sandbox_status()
 pytestmark = pytest.mark.skipif(not _OK, reason=f"no sandbox here: {_WHY}")
-
-
-def limits(**kw: int) -> SandboxLimits:
-    base = dict(
-        memory_bytes=4 * 1024**3,
-        cpu_seconds=60,
-        wall_seconds=60,
-        max_processes=64,
-        max_file_bytes=16 * 1024**2,
-    )
-    base.update(kw)
-    return SandboxLimits(**base)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +99,7 @@ def test_cannot_connect_to_host_listener(warm) -> None:
     srv.settimeout(8)
     port = srv.getsockname()[1]
     got: list[object] = []
-    t = threading.Thread(target=lambda: got.append(_accept(srv)), daemon=True)
+    t = threading.Thread(target=lambda: got.append(accept_once(srv)), daemon=True)
     t.start()
     _rc, out, err, _ = payload(
         warm,
