@@ -143,3 +143,52 @@ def test_window_larger_than_the_feature_map_is_refused() -> None:
     }
     with pytest.raises(NotGradable, match="does not fit a feature map of size 4"):
         analyse(config)
+
+
+def _config_of(model) -> dict:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.keras"
+        model.save(path)
+        return json.loads(zipfile.ZipFile(path).read("config.json"))
+
+
+@pytest.fixture(scope="module", params=["functional_resnet_block", "nested_frozen"])
+def real_config(request: pytest.FixtureRequest) -> dict:
+    return _config_of(_models()[request.param]())
+
+
+def test_mutated_configurations_are_analysed_or_refused_never_crash(real_config: dict) -> None:
+    """Hostile configs: every random corruption ends in an Architecture or NotGradable."""
+    import copy
+    import random
+
+    rng = random.Random(1234)
+    replacements = [None, -1, 0, 10**15, "x", [], {}, [None], {"class_name": "Lambda"}, 1.5, True]
+
+    def nodes(tree, path=()):
+        yield path
+        if isinstance(tree, dict):
+            for key, value in tree.items():
+                yield from nodes(value, (*path, key))
+        elif isinstance(tree, list):
+            for index, value in enumerate(tree):
+                yield from nodes(value, (*path, index))
+
+    paths = list(nodes(real_config))[1:]
+    for _ in range(1000):
+        config = copy.deepcopy(real_config)
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths)
+            parent = config
+            try:
+                for step in path[:-1]:
+                    parent = parent[step]
+                parent[path[-1]] = rng.choice(replacements)
+            except (KeyError, IndexError, TypeError):
+                continue
+        try:
+            analyse(config)
+        except NotGradable as exc:
+            assert exc.reason and "Traceback" not in exc.reason

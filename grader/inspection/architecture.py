@@ -122,7 +122,7 @@ def analyse(model_config: Any, limits: Limits = Limits()) -> Architecture:
     walker = _Walker(limits)
     try:
         input_shape, output_shape = walker.model(model_config, None, "", 0)
-    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as exc:
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise NotGradable(
             f"The model's configuration is malformed and cannot be followed ({type(exc).__name__})."
         ) from None
@@ -165,6 +165,10 @@ def _check_objects(config: Any, depth_budget: int) -> None:
             raise NotGradable("The model's configuration is malformed (a class name is not text).")
         module = obj.get("module")
         registered = obj.get("registered_name")
+        config = obj.get("config")
+        activation = config.get("activation") if isinstance(config, dict) else None
+        if not all(v is None or isinstance(v, str) for v in (module, registered, activation)):
+            raise NotGradable("The model's configuration is malformed (a name is not text).")
         if registered not in (None, class_name):
             raise NotGradable(
                 f"'{class_name}' is registered as the custom object '{registered}'. Custom "
@@ -180,9 +184,6 @@ def _check_objects(config: Any, depth_budget: int) -> None:
         )
         if not allowed:
             raise NotGradable(_refusal(class_name))
-        activation = (
-            obj.get("config", {}).get("activation") if isinstance(obj.get("config"), dict) else None
-        )
         if activation is not None and activation not in ALLOWED_ACTIVATIONS:
             raise NotGradable(
                 f"The activation {activation!r} is not a built-in Keras activation. "
