@@ -1,11 +1,22 @@
 """Grading speed and memory, side by side with a no-safety baseline (issue 6).
 
     python bench/bench.py [--data PATH] [--repeats N] [--out FILE]
+                          [--queued 20] [--queue-baseline-runs 20] [--broker sqlite|redis]
+                          [--eval-slots 2] [--queue-only]
 
 Prints a readable table on stderr and one JSON object on stdout. Every figure is the
 median of ``--repeats`` runs; the three timed paths are interleaved (order rotated each
 repeat) so that load from other processes on the machine hits them alike. This process
 never imports TensorFlow: models are built in a child process, like a worker would.
+
+Item 4 runs the real service: ``grader serve`` in a temporary instance folder (SQLite
+database; the embedded SQLite broker or Redis under a unique key prefix), one inspect
+worker and ``--eval-slots`` evaluate processes, each with its own warm sandbox. Once the
+sandboxes are warm (not timed), ``--queued`` students upload the same model through the
+JSON API at the same moment, and the clock stops when the last result row is in the
+database. It is compared with ``--queue-baseline-runs`` baseline runs one after another.
+The same service then times a refused (Lambda) upload from POST to stored verdict.
+Everything the service started is stopped at the end, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -788,13 +799,14 @@ def _table(r: dict) -> None:
         rows.append(("4 queued", "null", "", ">= 2x throughput", "not measured"))
     else:
         ratio = q["throughput_ratio"]
-        mark = " ok" if q["met"] else " MISSED"
+        mark = "" if ratio is None else (" ok" if q["met"] else " MISSED")
         phases = " ".join(f"{k}={v:.2f}" for k, v in q["job_phases_median_s"].items())
         base = q["baseline_total_s"]
+        base_text = f"baseline total {base:.1f} s" if base else "no baseline"
         rows.append((f"4 {q['jobs']} queued",
                      f"{q['wall_s']:.1f} total", f"{ratio:.2f}x thr" if ratio else "",
                      ">= 2x throughput" + mark,
-                     f"baseline total {base:.1f} s; per job: {phases}"))  # fmt: skip
+                     f"{base_text}; per job: {phases}"))  # fmt: skip
     f = r["refused_lambda"]
     ok = " ok" if f["met"] else " MISSED"
     tf = f"TensorFlow imported: {f['tensorflow_imported']}"
