@@ -23,6 +23,8 @@ INSPECT, EVALUATE = "inspect", "evaluate"
 QUEUES = (INSPECT, EVALUATE)
 #: Environment variable telling an evaluate worker which GPU it owns.
 GPU_ENV = "GRADER_WORKER_GPU"
+#: Set on CPU evaluate workers: start the warm sandbox with the worker process.
+PREWARM_ENV = "GRADER_PREWARM"
 _NVIDIA = re.compile(r"^nvidia(\d+)$")
 
 
@@ -156,7 +158,7 @@ def plan_workers(
                     name=f"{prefix}-evaluate@{host}",
                     queues=(EVALUATE,),
                     concurrency=max(1, concurrency or cores()),
-                    env=gpu_env(None),
+                    env={**gpu_env(None), PREWARM_ENV: "1"},
                 )
             )
     return plan

@@ -91,7 +91,10 @@ def evaluator() -> Callable[..., Any]:
                 from grader.sandbox.warm import WarmEvaluator
                 from grader.settings import get_settings
 
-                chosen = WarmEvaluator(SandboxLimits.from_settings(get_settings()))
+                settings = get_settings()
+                chosen = WarmEvaluator(
+                    SandboxLimits.from_settings(settings), images=_test_images(settings)
+                )
             except Exception as exc:  # the warm pool is an optimisation, never a requirement
                 log.warning("warm sandbox unavailable (%s); a fresh sandbox per job", exc)
         if gpu is not None:
@@ -99,6 +102,29 @@ def evaluator() -> Callable[..., Any]:
         _evaluators.clear()
         _evaluators[pid] = chosen
         return chosen
+
+
+def _test_images(settings: Any) -> Any:
+    """The CIFAR-10 images the warm sandbox maps once per worker (None: not found yet;
+    jobs then bring their own copy)."""
+    from grader.data import find_test_set
+    from grader.errors import ConfigurationError
+
+    try:
+        return find_test_set(None, settings.cifar10).images_path
+    except ConfigurationError as exc:
+        log.warning("no CIFAR-10 test set for the warm sandbox yet: %s", exc)
+        return None
+
+
+def prewarm() -> None:
+    """Start this process's warm sandbox now, so the first job does not pay for it."""
+    start = getattr(evaluator(), "start", None)
+    if start is not None:
+        try:
+            start()
+        except Exception:  # the first job will try again, or fall back to cold sandboxes
+            log.exception("starting the warm sandbox failed")
 
 
 def close_evaluator() -> None:

@@ -8,12 +8,20 @@ the environment, as for the web app: ``DATABASE_URL``, ``CELERY_BROKER_URL``,
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from typing import Any
 
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from grader.queue.celery_app import broker_url, make_celery
-from grader.queue.runtime import close_evaluator, env_float, flask_app
+from grader.queue.gpu import PREWARM_ENV
+from grader.queue.runtime import close_evaluator, env_float, flask_app, prewarm
 from grader.queue.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,14 @@ def _on_shutdown(**_kwargs: Any) -> None:
     if _watchdog is not None:
         _watchdog.stop()
     close_evaluator()
+
+
+@worker_process_init.connect
+def _on_child_start(**_kwargs: Any) -> None:
+    """Evaluate workers start their warm sandbox at once, in the background (Celery
+    kills a child whose start-up takes more than a few seconds)."""
+    if os.environ.get(PREWARM_ENV) == "1":
+        threading.Thread(target=prewarm, name="prewarm", daemon=True).start()
 
 
 @worker_process_shutdown.connect

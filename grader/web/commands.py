@@ -304,7 +304,12 @@ def _seed_demo(app: Any, url: str) -> str:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int, help="Concurrent evaluations.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Concurrent evaluations (default: one per core).",
+)
 @click.option(
     "--executor",
     type=click.Choice(["celery", "thread"]),
@@ -314,18 +319,22 @@ def _seed_demo(app: Any, url: str) -> str:
 )
 @click.option("--no-import", is_flag=True, help="Do not import the assignments folder on start.")
 @click.option("--demo", is_flag=True, help="Seed demo users and submissions, print logins.")
-def serve(host: str, port: int, workers: int, executor: str, no_import: bool, demo: bool) -> None:
+def serve(
+    host: str, port: int, workers: int | None, executor: str, no_import: bool, demo: bool
+) -> None:
     """Run the web app and a grading worker together (SQLite + SQLite broker by default).
 
     Ctrl-C (or SIGTERM) stops both: the worker finishes or hands back its job first.
     """
     from werkzeug.serving import run_simple
 
+    from grader.queue.gpu import cores_available
     from grader.web import create_app
     from grader.web.grading import import_spec_files, recover_incomplete
     from grader.web.migrate import upgrade
 
-    app = create_app({"GRADER_EXECUTOR": executor, "GRADER_WORKERS": max(1, min(workers, 2))})
+    workers = workers or cores_available()
+    app = create_app({"GRADER_EXECUTOR": executor, "GRADER_WORKERS": min(workers, 2)})
     upgrade(app)
     from grader.queue.runtime import tune_sqlite
 
@@ -351,7 +360,7 @@ def serve(host: str, port: int, workers: int, executor: str, no_import: bool, de
             from grader.queue.gpu import plan_workers
             from grader.queue.supervisor import Supervisor
 
-            plan = plan_workers(prefix="serve", concurrency=max(1, workers))
+            plan = plan_workers(prefix="serve", concurrency=workers)
             supervisor = Supervisor(plan, _worker_env(app)).start()
             click.echo("Workers: " + ", ".join(spec.name for spec in plan))
         if banner:

@@ -92,3 +92,36 @@ def test_celery_command_line() -> None:
     assert argv[argv.index("--queues") + 1] == "evaluate"
     assert argv[argv.index("--pool") + 1] == "solo"
     assert argv[argv.index("--hostname") + 1] == "grader-gpu2@h"
+
+
+def test_only_cpu_evaluate_workers_prewarm_their_sandbox() -> None:
+    """The warm sandbox (TensorFlow imported once) starts with CPU evaluate workers;
+    inspect workers never import TensorFlow and GPU workers use a fresh sandbox per job."""
+    cpu = gpu.plan_workers(concurrency=2, host="h")
+    gpus = gpu.plan_workers(gpus=[0, 1], host="h")
+    assert {s.name: s.env.get(gpu.PREWARM_ENV) for s in cpu} == {
+        "grader-inspect@h": None,
+        "grader-evaluate@h": "1",
+    }
+    assert all(s.env.get(gpu.PREWARM_ENV) is None for s in gpus)
+
+
+def test_warm_sandbox_maps_the_test_set_once(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's warm sandbox is built with the CIFAR-10 images, not a copy per job."""
+    import numpy as np
+
+    from grader.queue import runtime
+
+    data = tmp_path / "test.npz"
+    np.savez(data, x=np.zeros((4, 32, 32, 3), np.uint8), y=np.arange(4, dtype=np.uint8))
+    monkeypatch.setenv("GRADER_CIFAR10", str(data))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(gpu.GPU_ENV, raising=False)
+    monkeypatch.setattr(runtime, "_evaluators", {})
+    evaluator = runtime.evaluator()
+    try:
+        assert type(evaluator).__name__ == "WarmEvaluator"
+        assert evaluator._images is not None and evaluator._images.suffix == ".npy"
+        assert np.load(evaluator._images).shape == (4, 32, 32, 3)
+    finally:
+        runtime.close_evaluator()
