@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import real_cifar10, shipped_spec
 from models import cifar_cnn, save
+from testutil import real_cifar10, shipped_spec
 
 from grader.data import find_test_set
 from grader.metrics import score_predictions

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import shipped_spec
 from models import conv_stack, save
+from testutil import shipped_spec
 
 from grader.checks import architecture_checks
 from grader.pipeline import grade_file, inspect_file

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ASSIGNMENTS, shipped_spec
 from hostile import default_marker, garbage_file, lambda_keras
 from models import cifar_cnn, conv_stack, save
+from testutil import ASSIGNMENTS, shipped_spec
 
 from grader.batch import CSV_COLUMNS, collect_submissions, compile_student_pattern, grade_directory
 from grader.errors import ConfigurationError, SandboxUnavailable

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import hostile
 import pytest
-from conftest import shipped_spec
+from testutil import shipped_spec
 
 from grader.pipeline import grade_file
 from grader.spec import parse_spec

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENTS, shipped_spec
+from testutil import ASSIGNMENTS, shipped_spec
 
 from grader.errors import ConfigurationError
 from grader.spec import list_specs, load_spec, parse_spec

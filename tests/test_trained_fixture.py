@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, real_cifar10, shipped_spec
+from testutil import REPO, real_cifar10, shipped_spec
 
 from grader.checks import architecture_checks
 from grader.data import find_test_set
