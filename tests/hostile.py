@@ -66,14 +66,17 @@ def _templates() -> dict[str, bytes]:
     import tempfile
 
     keras = _keras()
+    # Explicit names: Keras numbers default names per process, and the builders and
+    # tests below edit and look up these names whatever ran before them.
     model = keras.Sequential(
         [
             keras.Input((8, 8, 3)),
-            keras.layers.Conv2D(4, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv2d"),
+            keras.layers.MaxPooling2D(name="max_pooling2d"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, activation="softmax", name="dense"),
+        ],
+        name="sequential",
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
