@@ -222,29 +222,24 @@ def evaluate_model(
             f.chmod(0o444)
         stage.chmod(0o755)
 
+        def launcher(
+            root: Path | PurePosixPath, out_dir: Path | PurePosixPath, write_dirs: list[str]
+        ) -> list[str]:
+            """The launcher's command line, with the files staged under ``root``
+            (the host folder when trusted, its mount point in the sandbox otherwise)."""
+            return [
+                sys.executable, "-I", "-B", str(root / LAUNCHER_NAME),
+                *launcher_args(
+                    model=str(root / f"model{suffix}"),
+                    images=str(root / IMAGES_NAME) if images is not None else None,
+                    out_dir=str(out_dir), scale=scale, offset=offset, batch_size=batch_size,
+                    gpu=gpu, landlock=True, write_dirs=write_dirs,
+                ),
+            ]  # fmt: skip
+
         spawn_t = time.time()
         if trust:
-            argv = trusted_argv(
-                [
-                    sys.executable,
-                    "-I",
-                    "-B",
-                    str(stage / LAUNCHER_NAME),
-                    *launcher_args(
-                        model=str(stage / f"model{suffix}"),
-                        images=str(stage / IMAGES_NAME) if images is not None else None,
-                        out_dir=str(out),
-                        scale=scale,
-                        offset=offset,
-                        batch_size=batch_size,
-                        gpu=gpu,
-                        landlock=True,
-                        write_dirs=[str(home)],
-                    ),
-                ],
-                limits=limits,
-                gpu=gpu,
-            )
+            argv = trusted_argv(launcher(stage, out, [str(home)]), limits=limits, gpu=gpu)
             env = sandbox_env(gpu) | {
                 "HOME": str(home),
                 "TMPDIR": str(home),
@@ -255,23 +250,7 @@ def evaluate_model(
         else:
             os.chown(out, NOBODY_UID, NOBODY_GID)
             binds = [*_python_binds(), Bind(stage, SANDBOX_DIR), Bind(out, OUT_DIR, True)]
-            inner = [
-                sys.executable,
-                "-I",
-                "-B",
-                str(SANDBOX_DIR / LAUNCHER_NAME),
-                *launcher_args(
-                    model=str(SANDBOX_DIR / f"model{suffix}"),
-                    images=str(SANDBOX_DIR / IMAGES_NAME) if images is not None else None,
-                    out_dir=str(OUT_DIR),
-                    scale=scale,
-                    offset=offset,
-                    batch_size=batch_size,
-                    gpu=gpu,
-                    landlock=True,
-                    write_dirs=["/tmp"],
-                ),
-            ]
+            inner = launcher(SANDBOX_DIR, OUT_DIR, ["/tmp"])
             argv = sandbox_argv(inner, limits=limits, binds=binds, gpu=gpu)
             rc, _, err, elapsed, killed = _spawn(argv, work, limits.wall_seconds)
 
