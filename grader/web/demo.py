@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from grader.errors import ConfigurationError
 from grader.web.extensions import db
-from grader.web.models import ACTIVE_STATES, ERROR, Assignment, Submission, User, audit, utcnow
+from grader.web.models import ACTIVE_STATES, ERROR, Assignment, Submission, User, audit
 
 CREDENTIALS_FILE = "demo-credentials.json"
 DEFAULT_URL = "http://127.0.0.1:5000/"
@@ -354,7 +354,7 @@ def _find(item: DemoSubmissionSpec) -> Submission | None:
 
 def _store(item: DemoSubmissionSpec, content: bytes) -> Submission:
     """Store the file and a queued submission, the way an upload would."""
-    from grader.web.grading import current_spec, late_penalty, storage
+    from grader.web.grading import record_upload, storage
     from grader.web.storage import sniff_format
 
     user = db.session.scalar(select(User).where(User.username == item.username))
@@ -362,25 +362,7 @@ def _store(item: DemoSubmissionSpec, content: bytes) -> Submission:
     if user is None or assignment is None or assignment.current_version is None:
         raise ConfigurationError(f"demo: {item.username} or {item.assignment} is missing")
     sha, size = storage().put(content)
-    now = utcnow()
-    days, penalty = late_penalty(current_spec(assignment), now)
-    sub = Submission(
-        user_id=user.id,
-        assignment_id=assignment.id,
-        spec_version_id=assignment.current_version.id,
-        file_sha256=sha,
-        file_size=size,
-        original_filename=item.filename,
-        file_format=sniff_format(content[:8]),
-        queue="inspect",  # as create_submission: a restart re-queues it where uploads go
-        created_at=now,
-        late_days=days,
-        penalty=penalty,
-    )
-    sub.add_log(f"queued: demo upload, {size} bytes, sha256 {sha[:12]}")
-    db.session.add(sub)
-    db.session.commit()
-    return sub
+    return record_upload(user, assignment, sha, size, item.filename, sniff_format(content[:8]))
 
 
 # --- Models (Keras is imported only here, and only when a model is missing) ---

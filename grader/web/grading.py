@@ -255,8 +255,19 @@ def create_submission(
     if size == 0:
         raise SubmissionRefused("The file is empty.")
     fmt = sniff_format(storage().head(sha, 8))
+    sub = record_upload(user, assignment, sha, size, name, fmt)
+    from grader.web.jobs import submit_for_grading
+
+    submit_for_grading(sub.id)
+    return sub
+
+
+def record_upload(
+    user: User, assignment: Assignment, sha: str, size: int, name: str, fmt: str
+) -> Submission:
+    """The queued submission row for a stored file, with the late penalty of this moment."""
     now = utcnow()
-    days, penalty = late_penalty(spec, now)
+    days, penalty = late_penalty(current_spec(assignment), now)
     sub = Submission(
         user_id=user.id,
         assignment_id=assignment.id,
@@ -274,9 +285,6 @@ def create_submission(
     sub.add_log(f"queued: {size} bytes, sha256 {sha[:12]}, format {fmt or 'unknown'}")
     db.session.add(sub)
     db.session.commit()
-    from grader.web.jobs import submit_for_grading
-
-    submit_for_grading(sub.id)
     return sub
 
 
