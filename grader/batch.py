@@ -273,9 +273,6 @@ def _grade_one(
     grade: Callable[..., Any],
 ) -> FileResult:
     started = time.perf_counter()
-    # Hashed here, not taken from the report: the pipeline leaves it out for files it
-    # refuses early, and those verdicts must be resumable too.
-    sha = _sha256(sub.path)
     try:
         report = grade(sub.path, spec, settings=settings, test_set=test_set)
         data = report.model_dump(mode="json")
@@ -284,7 +281,9 @@ def _grade_one(
     except Exception as exc:  # a grader bug for this file: record it, keep going
         data = {"status": ERROR, "reason": f"{type(exc).__name__}: {exc}", "assignment": spec.id}
     data = {"student": sub.student, "file": sub.path.name, **data}
-    data["file_sha256"] = data.get("file_sha256") or sha
+    # The pipeline hashes every regular file it reads; hash here only what it could not
+    # (an oversized file, or a file whose grading raised), so re-runs can still skip it.
+    data["file_sha256"] = data.get("file_sha256") or _sha256(sub.path)
     _write_json(report_path, data)
     seconds = time.perf_counter() - started
     return _result_from_report(sub, data, seconds=seconds, report_path=report_path)

@@ -8,6 +8,7 @@ sandbox, and the predictions it returns are scored here, where the labels are.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import stat
 import time
@@ -168,9 +169,7 @@ def grade_file(
         notify("evaluating")
         limits = SandboxLimits.from_settings(settings)
         if evaluation is not None:
-            limits = SandboxLimits(
-                **{**limits.__dict__, "wall_seconds": evaluation.time_limit_seconds}
-            )
+            limits = dataclasses.replace(limits, wall_seconds=evaluation.time_limit_seconds)
         result = evaluator(
             model_path,
             test_set.images_path if evaluation is not None and test_set is not None else None,

@@ -11,6 +11,7 @@ it did not create (one without a recorded password keeps its own).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -368,26 +369,15 @@ def _store(item: DemoSubmissionSpec, content: bytes) -> Submission:
 # --- Models (Keras is imported only here, and only when a model is missing) ---
 
 
-def _conv2d(keras: Any) -> Any:
-    """Same as examples/day096_conv2d.build() (examples/ is not in the package)."""
+def _conv2d(keras: Any, second_padding: str = "valid") -> Any:
+    """Same as examples/day096_conv2d.build() (examples/ is not in the package);
+    ``second_padding="same"`` is the failing variant: 222x222x64 instead of 220x220x64."""
     layers = keras.layers
     return keras.Sequential(
         [
             keras.Input(shape=(224, 224, 3)),
             layers.Conv2D(32, (3, 3), strides=1, padding="valid"),
-            layers.Conv2D(64, (3, 3), strides=1, padding="valid"),
-        ]
-    )
-
-
-def _conv2d_same(keras: Any) -> Any:
-    """Right layers, wrong padding in layer 2: 222x222x64 instead of 220x220x64."""
-    layers = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input(shape=(224, 224, 3)),
-            layers.Conv2D(32, (3, 3), strides=1, padding="valid"),
-            layers.Conv2D(64, (3, 3), strides=1, padding="same"),
+            layers.Conv2D(64, (3, 3), strides=1, padding=second_padding),
         ]
     )
 
@@ -407,7 +397,7 @@ def _lambda(keras: Any) -> Any:
 
 _BUILDERS: dict[str, Callable[[Any], Any]] = {
     "conv2d": _conv2d,
-    "conv2d_same": _conv2d_same,
+    "conv2d_same": functools.partial(_conv2d, second_padding="same"),
     "lambda": _lambda,
 }
 
