@@ -2,23 +2,27 @@
 
 The configuration of an uploaded model is read as plain data and checked
 against an allow-list before anything is deserialised. The same walk infers
-every layer's output shape and parameter count, so the trusted side knows the
-architecture without believing what the sandbox reports, refuses a model that
-declares billions of parameters before any memory is allocated, and answers
-architecture questions without importing TensorFlow.
+every layer's output shape and parameter count (``catalog``), so the trusted
+side knows the architecture without believing what the sandbox reports, and
+refuses, in milliseconds, a model that would need billions of parameters,
+gigabytes of activations or hours of compute before any memory is allocated.
+
+The walk is linear in the size of the configuration: every layer call is
+visited once, a nested model called many times is analysed once, and every
+value is read through ``values``, so hostile numbers end in a clear refusal.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import NotGradable
-
-Shape = tuple[int | None, ...]
+from grader.inspection.catalog import LAYERS, OPS, Call, Out, elements, refusal
+from grader.inspection.values import Config, Shape, as_int, as_shape, fmt_shape, unwrap
 
 # Modules Keras writes for built-in objects. Anything else (``os``, a user
 # package) names code Keras would import: refused.
@@ -35,15 +39,16 @@ ALLOWED_MODULES = frozenset(
         "keras.src.models.model",
     }
 )
+OP_MODULES = frozenset(module for module, _ in OPS)
 
 # Serialized objects that may appear inside a layer's configuration.
 ALLOWED_HELPERS = frozenset(
     {
-        "DTypePolicy", "FloatDTypePolicy", "__keras_tensor__", "__tuple__",
-        "Zeros", "Ones", "Constant", "GlorotUniform", "GlorotNormal", "HeNormal",
-        "HeUniform", "LecunNormal", "LecunUniform", "RandomNormal", "RandomUniform",
-        "TruncatedNormal", "VarianceScaling", "Orthogonal", "Identity",
-        "L1", "L2", "L1L2", "OrthogonalRegularizer",
+        "DTypePolicy", "FloatDTypePolicy", "__keras_tensor__", "__tuple__", "__slice__",
+        "__ellipsis__", "Zeros", "Ones", "Constant", "GlorotUniform", "GlorotNormal",
+        "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "RandomNormal",
+        "RandomUniform", "TruncatedNormal", "VarianceScaling", "Orthogonal", "Identity",
+        "IdentityInitializer", "L1", "L2", "L1L2", "OrthogonalRegularizer",
         "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm",
     }
 )  # fmt: skip
@@ -54,7 +59,7 @@ ALLOWED_ACTIVATIONS = frozenset(
         "selu", "elu", "exponential", "gelu", "silu", "swish", "hard_sigmoid",
         "hard_silu", "hard_swish", "leaky_relu", "mish", "log_softmax", "celu",
         "hard_tanh", "log_sigmoid", "sparse_plus", "soft_shrink", "squareplus",
-        "tanh_shrink", "sparsemax",
+        "tanh_shrink", "sparsemax", "glu", "hard_shrink", "threshold", "sparse_sigmoid",
     }
 )  # fmt: skip
 
@@ -65,6 +70,10 @@ REPORTED_ATTRIBUTES = (
     "filters", "units", "kernel_size", "strides", "padding",
     "depth_multiplier", "activation", "pool_size", "rate",
 )  # fmt: skip
+
+# Arguments of one layer call beyond its tensors: a real call has a handful.
+MAX_CALL_ARGUMENTS = 1000
+BYTES_PER_ELEMENT = 4  # float32, what the grader feeds
 
 
 @dataclass
@@ -79,11 +88,22 @@ class Layer:
 
 
 @dataclass
+class Resources:
+    """What one image costs the model, estimated from the architecture alone."""
+
+    peak_activation_bytes: int = 0  # the largest tensor (or internal score matrix) per image
+    flops: int = 0  # multiply-adds x 2, per image
+    constants: int = 0  # numbers held in the configuration (Rescaling arrays, ...)
+    operations: int = 0  # tensor operations between layers (x + y, x[:, 1:], ...)
+
+
+@dataclass
 class Architecture:
     model_type: str
     input_shape: Shape
     output_shape: Shape
     layers: list[Layer]
+    resources: Resources = field(default_factory=Resources)
 
     @property
     def total_params(self) -> int:
@@ -99,13 +119,16 @@ class Limits:
     max_params: int = 50_000_000
     max_layers: int = 2000
     max_depth: int = 20
+    max_activation_bytes: int = 512 * 1024 * 1024  # per image
+    max_flops: int = 50_000_000_000  # per image
 
 
 def analyse(model_config: Any, limits: Limits = Limits()) -> Architecture:
     """Check a serialized model against the allow-list and infer its architecture.
 
     Raises NotGradable, in words a student understands, for anything that is
-    not a plain built-in Keras model or whose structure cannot be followed.
+    not a plain built-in Keras model, whose structure cannot be followed, or
+    that breaks one of the ``limits``.
     """
     if isinstance(model_config, dict):
         # Loaded with compile=False, Keras drops the top-level compile_config
@@ -122,7 +145,8 @@ def analyse(model_config: Any, limits: Limits = Limits()) -> Architecture:
     walker = _Walker(limits)
     try:
         input_shape, output_shape = walker.model(model_config, None, "", 0)
-    except (AttributeError, KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as exc:
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, ZeroDivisionError,
+            OverflowError) as exc:  # fmt: skip
         raise NotGradable(
             f"The model's configuration is malformed and cannot be followed ({type(exc).__name__})."
         ) from None
@@ -131,13 +155,35 @@ def analyse(model_config: Any, limits: Limits = Limits()) -> Architecture:
         input_shape=input_shape,
         output_shape=output_shape,
         layers=walker.layers,
+        resources=walker.resources,
     )
-    if arch.total_params > limits.max_params:
+    _check_caps(arch, limits)
+    return arch
+
+
+def _check_caps(arch: Architecture, limits: Limits) -> None:
+    res = arch.resources
+    if arch.total_params + res.constants > limits.max_params:
+        held = f" and {res.constants:,} constants in its configuration" if res.constants else ""
         raise NotGradable(
-            f"The model declares {arch.total_params:,} parameters, more than the limit of "
+            f"The model declares {arch.total_params:,} parameters{held}, more than the limit of "
             f"{limits.max_params:,}."
         )
-    return arch
+    if res.peak_activation_bytes > limits.max_activation_bytes:
+        raise NotGradable(
+            f"One image would need a {_mib(res.peak_activation_bytes)} tensor inside the model, "
+            f"over the limit of {_mib(limits.max_activation_bytes)} per image (check "
+            "UpSampling, Resizing and Reshape sizes)."
+        )
+    if res.flops > limits.max_flops:
+        raise NotGradable(
+            f"The model needs about {res.flops / 1e9:,.1f} GFLOPs per image, over the limit of "
+            f"{limits.max_flops / 1e9:,.1f}: it could not be evaluated in time."
+        )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 # --- allow-list --------------------------------------------------------------
@@ -174,6 +220,10 @@ def _check_objects(config: Any, depth_budget: int) -> None:
                 f"'{class_name}' is registered as the custom object '{registered}'. Custom "
                 "classes cannot be graded: use built-in Keras layers only."
             )
+        if module in OP_MODULES:
+            if (module, class_name) not in OPS:
+                raise NotGradable(refusal(class_name, module))
+            continue
         if module is not None and module not in ALLOWED_MODULES:
             raise NotGradable(
                 f"The layer or object '{class_name}' names the module '{module}', which is not "
@@ -181,9 +231,10 @@ def _check_objects(config: Any, depth_budget: int) -> None:
             )
         allowed = (
             class_name in LAYERS or class_name in MODEL_CLASSES or class_name in ALLOWED_HELPERS
-        )
+            or class_name in ("LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells")
+        )  # fmt: skip
         if not allowed:
-            raise NotGradable(_refusal(class_name))
+            raise NotGradable(refusal(class_name, module))
         if activation is not None and activation not in ALLOWED_ACTIVATIONS:
             raise NotGradable(
                 f"The activation {activation!r} is not a built-in Keras activation. "
@@ -191,362 +242,135 @@ def _check_objects(config: Any, depth_budget: int) -> None:
             )
 
 
-def _refusal(class_name: str) -> str:
-    if class_name in {"Lambda", "__lambda__", "function"}:
-        return (
-            "The model contains a Lambda layer (or a Python function). Lambda layers run "
-            "arbitrary code, so they cannot be graded: use built-in Keras layers only."
-        )
-    if class_name == "TFSMLayer":
-        return "The model wraps a TensorFlow SavedModel (TFSMLayer), which cannot be graded."
-    return (
-        f"The model contains a layer of type '{class_name}', which this grader does not accept. "
-        "Only plain built-in Keras layers for image models are allowed (no custom, Lambda or "
-        "wrapper layers)."
-    )
+# --- the graph walk ----------------------------------------------------------
+
+TensorKey = tuple[str, int, int]  # (layer name, node index, tensor index)
 
 
-# --- shape and parameter inference -------------------------------------------
-
-InferFn = Callable[[dict, list[Shape]], tuple[Shape, int, int]]
-# An inference function returns (output shape, all params, non-trainable params).
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, dict) and value.get("class_name") == "__tuple__":
-        value = value["config"]["value"]
-    if isinstance(value, int):
-        return value, value
-    first, second = value
-    return int(first), int(second)
+def _tensor_key(value: dict) -> TensorKey:
+    history = value["config"]["keras_history"]
+    if not isinstance(history, list) or len(history) != 3:
+        raise NotGradable("The model's configuration has a malformed tensor reference.")
+    name, node, index = history
+    return str(name), as_int(node, low=0), as_int(index, low=0)
 
 
-def _channels_last(cfg: dict) -> None:
-    if cfg.get("data_format", "channels_last") not in (None, "channels_last"):
-        raise NotGradable(
-            "Only channels_last image layers are supported (data_format='channels_first' found)."
-        )
+@dataclass
+class _Node:
+    """One call of a layer, as the configuration describes it."""
+
+    refs: list[TensorKey]  # positional tensors first, then keyword tensors
+    named: dict[str, TensorKey]
+    args: list[Any]  # positional arguments, tensors replaced by None
 
 
-def _spatial(n: int | None, k: int, s: int, d: int, padding: str) -> int | None:
-    if n is None:
-        return None
-    if padding == "same":
-        return math.ceil(n / s)
-    if padding == "valid":
-        size = (n - d * (k - 1) - 1) // s + 1
-        if size <= 0:
-            raise NotGradable(
-                f"A {k}×{k} window with stride {s} does not fit a feature map of size {n}: "
-                "the model cannot be built."
-            )
-        return size
-    raise NotGradable(f"Unsupported padding '{padding}'.")
-
-
-def _one(shapes: list[Shape], rank: int | None = None) -> Shape:
-    if len(shapes) != 1:
-        raise NotGradable("A single-input layer was connected to several tensors.")
-    shape = shapes[0]
-    if rank is not None and len(shape) != rank:
-        raise NotGradable(
-            f"A layer expecting {rank - 1}-D feature maps received a tensor of shape {_fmt(shape)}."
-        )
-    return shape
-
-
-def _conv_out(cfg: dict, shape: Shape, channels: int) -> Shape:
-    kh, kw = _pair(cfg["kernel_size"])
-    sh, sw = _pair(cfg.get("strides", 1))
-    dh, dw = _pair(cfg.get("dilation_rate", 1))
-    padding = cfg.get("padding", "valid")
-    return (
-        shape[0],
-        _spatial(shape[1], kh, sh, dh, padding),
-        _spatial(shape[2], kw, sw, dw, padding),
-        channels,
-    )
-
-
-def _need_channels(shape: Shape) -> int:
-    channels = shape[-1]
-    if channels is None:
-        raise NotGradable("The number of input channels of a layer is unknown.")
-    return channels
-
-
-def _conv2d(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    _channels_last(cfg)
-    shape = _one(shapes, 4)
-    cin, filters, groups = _need_channels(shape), int(cfg["filters"]), int(cfg.get("groups", 1))
-    kh, kw = _pair(cfg["kernel_size"])
-    params = kh * kw * (cin // groups) * filters + (filters if cfg.get("use_bias", True) else 0)
-    return _conv_out(cfg, shape, filters), params, 0
-
-
-def _separable(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    _channels_last(cfg)
-    shape = _one(shapes, 4)
-    cin, filters = _need_channels(shape), int(cfg["filters"])
-    dm = int(cfg.get("depth_multiplier", 1))
-    kh, kw = _pair(cfg["kernel_size"])
-    params = kh * kw * cin * dm + cin * dm * filters + (filters if cfg.get("use_bias", True) else 0)
-    return _conv_out(cfg, shape, filters), params, 0
-
-
-def _depthwise(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    _channels_last(cfg)
-    shape = _one(shapes, 4)
-    cin, dm = _need_channels(shape), int(cfg.get("depth_multiplier", 1))
-    kh, kw = _pair(cfg["kernel_size"])
-    params = kh * kw * cin * dm + (cin * dm if cfg.get("use_bias", True) else 0)
-    return _conv_out(cfg, shape, cin * dm), params, 0
-
-
-def _dense(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    shape = _one(shapes)
-    units = int(cfg["units"])
-    params = _need_channels(shape) * units + (units if cfg.get("use_bias", True) else 0)
-    return (*shape[:-1], units), params, 0
-
-
-def _norm_axis_size(cfg: dict, shape: Shape) -> int:
-    axis = cfg.get("axis", -1)
-    axes = axis if isinstance(axis, list) else [axis]
-    size = 1
-    for a in axes:
-        dim = shape[int(a)]
-        if dim is None:
-            raise NotGradable("A normalization layer's axis has an unknown size.")
-        size *= dim
-    return size
-
-
-def _batchnorm(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    shape = _one(shapes)
-    c = _norm_axis_size(cfg, shape)
-    trainable = c * (bool(cfg.get("center", True)) + bool(cfg.get("scale", True)))
-    return shape, trainable + 2 * c, 2 * c
-
-
-def _layernorm(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    shape = _one(shapes)
-    c = _norm_axis_size(cfg, shape)
-    return shape, c * (bool(cfg.get("center", True)) + bool(cfg.get("scale", True))), 0
-
-
-def _identity(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    return _one(shapes), 0, 0
-
-
-def _pool(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    _channels_last(cfg)
-    shape = _one(shapes, 4)
-    ph, pw = _pair(cfg.get("pool_size", 2))
-    strides = cfg.get("strides")
-    sh, sw = _pair(strides) if strides is not None else (ph, pw)
-    padding = cfg.get("padding", "valid")
-    return (
-        (
-            shape[0],
-            _spatial(shape[1], ph, sh, 1, padding),
-            _spatial(shape[2], pw, sw, 1, padding),
-            shape[3],
-        ),
-        0,
-        0,
-    )
-
-
-def _global_pool(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    _channels_last(cfg)
-    shape = _one(shapes, 4)
-    if cfg.get("keepdims", False):
-        return (shape[0], 1, 1, shape[3]), 0, 0
-    return (shape[0], shape[3]), 0, 0
-
-
-def _flatten(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    shape = _one(shapes)
-    rest = shape[1:]
-    return (shape[0], None if None in rest else math.prod(rest)), 0, 0  # type: ignore[arg-type]
-
-
-def _reshape(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    shape = _one(shapes)
-    target = [
-        int(v)
-        for v in (
-            cfg["target_shape"]["config"]["value"]
-            if isinstance(cfg["target_shape"], dict)
-            else cfg["target_shape"]
-        )
-    ]
-    known = shape[1:]
-    if None not in known and target.count(-1) == 1:
-        rest = math.prod(v for v in target if v != -1)
-        target[target.index(-1)] = math.prod(known) // rest  # type: ignore[arg-type]
-    if None not in known and -1 not in target and math.prod(target) != math.prod(known):  # type: ignore[arg-type]
-        raise NotGradable(
-            f"A Reshape to {tuple(target)} does not fit a tensor of shape {_fmt(shape)}."
-        )
-    return (shape[0], *(None if v == -1 else v for v in target)), 0, 0
-
-
-def _zero_padding(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    _channels_last(cfg)
-    shape = _one(shapes, 4)
-    pad = cfg.get("padding", 1)
-    if isinstance(pad, int):
-        (top, bottom), (left, right) = (pad, pad), (pad, pad)
-    else:
-        rows, cols = pad
-        top, bottom = _pair(rows)
-        left, right = _pair(cols)
-    grow = lambda n, a, b: None if n is None else n + a + b  # noqa: E731
-    return (shape[0], grow(shape[1], top, bottom), grow(shape[2], left, right), shape[3]), 0, 0
-
-
-def _upsampling(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    _channels_last(cfg)
-    shape = _one(shapes, 4)
-    fh, fw = _pair(cfg.get("size", 2))
-    scale = lambda n, f: None if n is None else n * f  # noqa: E731
-    return (shape[0], scale(shape[1], fh), scale(shape[2], fw), shape[3]), 0, 0
-
-
-def _resize(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    _channels_last(cfg)
-    shape = _one(shapes, 4)
-    return (shape[0], int(cfg["height"]), int(cfg["width"]), shape[3]), 0, 0
-
-
-def _merge(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    if len(shapes) < 2:
-        raise NotGradable("A merge layer (Add, Multiply, ...) needs at least two inputs.")
-    first = shapes[0]
-    for other in shapes[1:]:
-        if len(other) != len(first) or any(
-            a is not None and b is not None and a != b and 1 not in (a, b)
-            for a, b in zip(first, other, strict=True)
-        ):
-            raise NotGradable(
-                f"A merge layer received incompatible shapes {_fmt(first)} and {_fmt(other)}."
-            )
-    return first, 0, 0
-
-
-def _concatenate(cfg: dict, shapes: list[Shape]) -> tuple[Shape, int, int]:
-    axis = int(cfg.get("axis", -1))
-    if len(shapes) < 2 or len({len(s) for s in shapes}) != 1:
-        raise NotGradable("A Concatenate layer needs at least two inputs of the same rank.")
-    sizes = [s[axis] for s in shapes]
-    out = list(shapes[0])
-    out[axis] = None if None in sizes else sum(sizes)  # type: ignore[arg-type]
-    return tuple(out), 0, 0
-
-
-LAYERS: dict[str, InferFn] = {
-    "Conv2D": _conv2d,
-    "SeparableConv2D": _separable,
-    "DepthwiseConv2D": _depthwise,
-    "Dense": _dense,
-    "BatchNormalization": _batchnorm,
-    "LayerNormalization": _layernorm,
-    "MaxPooling2D": _pool,
-    "AveragePooling2D": _pool,
-    "GlobalAveragePooling2D": _global_pool,
-    "GlobalMaxPooling2D": _global_pool,
-    "Flatten": _flatten,
-    "Reshape": _reshape,
-    "ZeroPadding2D": _zero_padding,
-    "UpSampling2D": _upsampling,
-    "Resizing": _resize,
-    "CenterCrop": _resize,
-    "RandomCrop": _resize,
-    "Add": _merge,
-    "Subtract": _merge,
-    "Multiply": _merge,
-    "Average": _merge,
-    "Maximum": _merge,
-    "Minimum": _merge,
-    "Concatenate": _concatenate,
-    **{
-        name: _identity
-        for name in (
-            "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Identity", "Dropout",
-            "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-            "ActivityRegularization", "Rescaling", "RandomFlip", "RandomRotation",
-            "RandomTranslation", "RandomZoom", "RandomContrast", "RandomBrightness",
-        )
-    },
-    "InputLayer": _identity,
-}  # fmt: skip
-
-
-def _fmt(shape: Shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-
-
-def _as_shape(value: Any) -> Shape:
-    if isinstance(value, dict) and value.get("class_name") == "__tuple__":
-        value = value["config"]["value"]
-    if not isinstance(value, list | tuple):
-        raise TypeError("shape is not a list")
-    dims = tuple(None if d is None else int(d) for d in value)
-    if any(d is not None and d <= 0 for d in dims):
-        raise NotGradable(f"The model declares an impossible shape {_fmt(dims)}.")
-    return dims
-
-
-def _input_layer_shape(cfg: dict) -> Shape:
-    if "batch_shape" in cfg:
-        return _as_shape(cfg["batch_shape"])
-    if "batch_input_shape" in cfg:  # tf.keras 2 files
-        return _as_shape(cfg["batch_input_shape"])
-    if "shape" in cfg:
-        return (None, *_as_shape(cfg["shape"]))
-    raise KeyError("batch_shape")
-
-
-def _history_refs(node: Any) -> list[tuple[str, int, int]]:
-    """Tensor references of one inbound node, in Keras 3 and tf.keras 2 forms."""
-    refs: list[tuple[str, int, int]] = []
+def _parse_node(node: Any) -> _Node:
+    """Tensor references of one inbound node, in Keras 3 and tf.keras 2 forms; linear time."""
     if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
-        stack: list[Any] = [node.get("args", [])]
-        while stack:
-            item = stack.pop(0)
-            if isinstance(item, dict) and item.get("class_name") == "__keras_tensor__":
-                name, node_index, tensor_index = item["config"]["keras_history"]
-                refs.append((str(name), int(node_index), int(tensor_index)))
-            elif isinstance(item, list):
-                stack[0:0] = item
-    elif isinstance(node, list):  # tf.keras 2: [["name", node, tensor, {kwargs}], ...]
+        args, kwargs = node.get("args", []), node.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise NotGradable("The model's configuration has a malformed layer call.")
+        refs, budget = [], [MAX_CALL_ARGUMENTS]
+        positional = []
+        for arg in args:
+            found = _collect_tensors(arg, budget)
+            refs.extend(found)
+            positional.append(None if found else arg)
+        named = {}
+        for key, value in kwargs.items():
+            found = _collect_tensors(value, budget)
+            if len(found) == 1 and _is_tensor(value):
+                named[str(key)] = found[0]
+            refs.extend(found)
+        return _Node(refs, named, positional)
+    if isinstance(node, list):  # tf.keras 2: [["name", node, tensor, {kwargs}], ...]
+        if len(node) > MAX_CALL_ARGUMENTS:
+            raise NotGradable("A layer call in the configuration has far too many inputs.")
+        refs = []
         for entry in node:
-            refs.append((str(entry[0]), int(entry[1]), int(entry[2])))
+            if not isinstance(entry, list) or len(entry) < 3:
+                raise NotGradable("The model's configuration has a malformed layer call.")
+            refs.append((str(entry[0]), as_int(entry[1], low=0), as_int(entry[2], low=0)))
+        return _Node(refs, {}, [None] * len(refs))
+    raise NotGradable("The model's configuration has a malformed layer call.")
+
+
+def _collect_tensors(value: Any, budget: list[int]) -> list[TensorKey]:
+    """Tensor references in an argument, in order, spending ``budget`` on every item."""
+    found: list[TensorKey] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise NotGradable(
+                f"A layer call in the configuration has more than {MAX_CALL_ARGUMENTS} "
+                "arguments; the file is crafted."
+            )
+        if _is_tensor(item):
+            found.append(_tensor_key(item))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict) and item.get("class_name") == "__tuple__":
+            stack.append(unwrap(item))
+    return found
+
+
+def _endpoint_refs(value: Any) -> list[TensorKey]:
+    value = unwrap(value)
+    if not isinstance(value, list) or not value:
+        raise NotGradable("The model's inputs or outputs are not declared.")
+    if isinstance(value[0], str):
+        value = [value]
+    refs = []
+    for ref in value[:MAX_CALL_ARGUMENTS]:
+        ref = unwrap(ref)
+        if not isinstance(ref, list) or len(ref) != 3:
+            raise NotGradable("The model's inputs or outputs are malformed.")
+        refs.append((str(ref[0]), as_int(ref[1], low=0), as_int(ref[2], low=0)))
     return refs
 
 
-def _endpoint_refs(value: Any) -> list[tuple[str, int, int]]:
-    if value and isinstance(value[0], str):
-        value = [value]
-    return [(str(v[0]), int(v[1]), int(v[2])) for v in value]
+def _input_layer_shape(cfg: Any) -> Shape:
+    if not isinstance(cfg, dict):
+        raise NotGradable("An InputLayer's configuration is malformed.")
+    for key in ("batch_shape", "batch_input_shape"):  # Keras 3, tf.keras 2
+        if cfg.get(key) is not None:
+            return as_shape(cfg[key], "The model's input shape")
+    if cfg.get("shape") is not None:
+        return (None, *as_shape(cfg["shape"], "The model's input shape"))
+    raise NotGradable("The model's InputLayer declares no shape.")
+
+
+def _compatible(a: Shape, b: Shape) -> bool:
+    return len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b, strict=True)
+    )
 
 
 class _Walker:
-    """Infers shapes layer by layer, flattening nested models into one table."""
+    """Infers shapes call by call, flattening nested models into one layer table."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.layers: list[Layer] = []
+        self.resources = Resources()
+        self.visits = 0
+        self._models: dict[int, tuple[Shape, Shape]] = {}  # id(config) -> (input, output)
 
     def model(
-        self, obj: dict, incoming: Shape | None, prefix: str, depth: int
+        self, obj: dict, incoming: Shape | None, prefix: str, depth: int, trainable: bool = True
     ) -> tuple[Shape, Shape]:
         if depth > self.limits.max_depth:
             raise NotGradable("Models are nested too deeply.")
         cfg = obj["config"]
-        trainable = cfg.get("trainable", True) is not False
+        if not isinstance(cfg, dict):
+            raise NotGradable("A model's configuration is malformed.")
+        trainable = trainable and cfg.get("trainable", True) is not False
         if obj["class_name"] == "Sequential":
             return self._sequential(cfg, incoming, prefix, depth, trainable)
         return self._functional(cfg, incoming, prefix, depth, trainable)
@@ -555,13 +379,17 @@ class _Walker:
         self, cfg: dict, incoming: Shape | None, prefix: str, depth: int, trainable: bool
     ) -> tuple[Shape, Shape]:
         layers = cfg["layers"]
-        if layers and layers[0]["class_name"] == "InputLayer":
-            shape = _input_layer_shape(layers[0]["config"])
+        if not isinstance(layers, list):
+            raise NotGradable("A Sequential model's layer list is malformed.")
+        first = layers[0] if layers and isinstance(layers[0], dict) else {}
+        first_cfg = first.get("config") if isinstance(first.get("config"), dict) else {}
+        if first.get("class_name") == "InputLayer":
+            shape = _input_layer_shape(first_cfg)
             layers = layers[1:]
-        elif layers and "batch_input_shape" in layers[0].get("config", {}):
-            shape = _as_shape(layers[0]["config"]["batch_input_shape"])
+        elif first_cfg.get("batch_input_shape") is not None:  # tf.keras 2, input_shape=...
+            shape = as_shape(first_cfg["batch_input_shape"], "The model's input shape")
         elif cfg.get("build_input_shape") is not None:
-            shape = _as_shape(cfg["build_input_shape"])
+            shape = as_shape(cfg["build_input_shape"], "The model's input shape")
         elif incoming is not None:
             shape = incoming
         else:
@@ -572,127 +400,219 @@ class _Walker:
         self._check_incoming(incoming, shape)
         input_shape = shape
         for layer in layers:
-            shape = self._layer(layer, [shape], prefix, depth, trainable)
+            shape = self._call(layer, Call([shape]), prefix, depth, trainable, first=True)[0]
         return input_shape, shape
 
     def _functional(
         self, cfg: dict, incoming: Shape | None, prefix: str, depth: int, trainable: bool
     ) -> tuple[Shape, Shape]:
-        outputs: dict[tuple[str, int], Shape] = {}
-        pending = list(cfg["layers"])
-        if len(pending) > self.limits.max_layers:
-            raise NotGradable(f"The model has more than {self.limits.max_layers} layers.")
+        layers = cfg["layers"]
+        if not isinstance(layers, list):
+            raise NotGradable("A functional model's layer list is malformed.")
+        if len(layers) > self.limits.max_layers:
+            raise NotGradable(f"The model has more than {self.limits.max_layers:,} layers.")
         inputs = _endpoint_refs(cfg["input_layers"])
         if len(inputs) != 1:
             raise NotGradable("The model must have exactly one input (an image).")
         # Every call of a layer is a node; process nodes once their inputs are known,
         # in the configuration's order (a heap keyed by position), so the layer
         # table reads like the model's own summary whatever the graph's shape.
-        items: list[tuple[dict, int, list[tuple[str, int, int]]]] = []
-        for layer in pending:
-            if layer["class_name"] == "InputLayer":
-                items.append((layer, 0, []))
+        items: list[tuple[dict, str, int, _Node]] = []
+        names: set[str] = set()
+        for layer in layers:
+            if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
+                raise NotGradable("A layer in the model's configuration is malformed.")
+            name = str(layer.get("name") or layer["config"].get("name"))
+            if name in names:
+                raise NotGradable(f"Two layers of the model are both named '{name[:80]}'.")
+            names.add(name)
+            if layer.get("class_name") == "InputLayer":
+                items.append((layer, name, 0, _Node([], {}, [])))
                 continue
-            for index, node in enumerate(layer.get("inbound_nodes", [])):
-                items.append((layer, index, _history_refs(node)))
-        if len(items) > 2 * self.limits.max_layers:
-            raise NotGradable(
-                f"The model calls its layers more than {2 * self.limits.max_layers} times."
-            )
+            nodes = layer.get("inbound_nodes", [])
+            if not isinstance(nodes, list):
+                raise NotGradable(f"The calls of layer '{name[:80]}' are malformed.")
+            for index, node in enumerate(nodes):
+                self._visit()
+                items.append((layer, name, index, _parse_node(node)))
+                if len(items) > 4 * self.limits.max_layers:
+                    raise NotGradable(
+                        f"The model calls its layers more than {4 * self.limits.max_layers:,} "
+                        "times."
+                    )
         waiting_on: dict[tuple[str, int], list[int]] = {}
         missing = []
-        for position, (_, _, refs) in enumerate(items):
-            keys = {(r[0], r[1]) for r in refs}
+        for position, (_, _, _, node) in enumerate(items):
+            keys = {(r[0], r[1]) for r in node.refs}
             missing.append(len(keys))
             for key in keys:
                 waiting_on.setdefault(key, []).append(position)
         ready = [position for position, count in enumerate(missing) if count == 0]
         heapq.heapify(ready)
-        counted: set[str] = set()
+        outputs: dict[TensorKey, Shape] = {}
+        called: set[str] = set()
         done = 0
         while ready:
             position = heapq.heappop(ready)
-            layer, index, refs = items[position]
-            name = str(layer.get("name") or layer["config"]["name"])
+            layer, name, index, node = items[position]
             if layer["class_name"] == "InputLayer":
-                shape = _input_layer_shape(layer["config"])
-                self._check_incoming(incoming, shape)
+                shapes = [_input_layer_shape(layer["config"])]
+                self._check_incoming(incoming, shapes[0])
             else:
-                in_shapes = [outputs[(r[0], r[1])] for r in refs]
-                shape = self._layer(
-                    layer, in_shapes, prefix, depth, trainable, count=name not in counted
-                )
-            counted.add(name)
-            outputs[(name, index)] = shape
+                try:
+                    call = Call(
+                        [outputs[r] for r in node.refs],
+                        {k: outputs[r] for k, r in node.named.items()},
+                        node.args,
+                    )
+                except KeyError:
+                    raise NotGradable(
+                        f"Layer '{name[:80]}' uses an output that its source does not have."
+                    ) from None
+                shapes = self._call(layer, call, prefix, depth, trainable, first=name not in called)
+            called.add(name)
+            for tensor, shape in enumerate(shapes):
+                outputs[(name, index, tensor)] = shape
             done += 1
             for waiter in waiting_on.pop((name, index), []):
                 missing[waiter] -= 1
                 if missing[waiter] == 0:
                     heapq.heappush(ready, waiter)
         if done < len(items):
-            stuck = [str(items[i][0].get("name")) for i, c in enumerate(missing) if c][:3]
+            stuck = [items[i][1][:40] for i, c in enumerate(missing) if c][:3]
             raise NotGradable(
                 f"The model's layers are not connected to its input ({', '.join(stuck)})."
             )
         results = _endpoint_refs(cfg["output_layers"])
         if len(results) != 1:
             raise NotGradable("The model must have exactly one output.")
-        return outputs[(inputs[0][0], inputs[0][1])], outputs[(results[0][0], results[0][1])]
+        try:
+            return outputs[inputs[0]], outputs[results[0]]
+        except KeyError:
+            raise NotGradable("The model's input or output is not one of its layers.") from None
 
     def _check_incoming(self, incoming: Shape | None, declared: Shape) -> None:
-        if incoming is not None and len(incoming) != len(declared):
+        if incoming is not None and not _compatible(incoming, declared):
             raise NotGradable(
-                f"A nested model expecting {_fmt(declared)} is called on a tensor of shape "
-                f"{_fmt(incoming)}."
+                f"A nested model expecting {fmt_shape(declared)} is called on a tensor of shape "
+                f"{fmt_shape(incoming)}."
             )
 
-    def _layer(
-        self,
-        layer: dict,
-        in_shapes: list[Shape],
-        prefix: str,
-        depth: int,
-        trainable: bool,
-        count: bool = True,
-    ) -> Shape:
-        class_name = layer["class_name"]
+    def _visit(self) -> None:
+        """Counts work; the walk is linear, so a crafted file runs out of budget, not time."""
+        self.visits += 1
+        if self.visits > 10 * self.limits.max_layers:
+            raise NotGradable("The model's configuration is too large to analyse.")
+
+    def _call(
+        self, layer: Any, call: Call, prefix: str, depth: int, trainable: bool, first: bool
+    ) -> list[Shape]:
+        """One call of a layer, nested model or operation; returns its output shapes."""
+        self._visit()
+        if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
+            raise NotGradable("A layer in the model's configuration is malformed.")
+        class_name = layer.get("class_name")
         cfg = layer["config"]
-        name = str(cfg.get("name") or layer.get("name") or class_name)
+        name = str(cfg.get("name") or layer.get("name") or class_name)[:200]
         layer_trainable = trainable and cfg.get("trainable", True) is not False
         if class_name in MODEL_CLASSES:
-            if not count:  # a shared sub-model: its layers are already in the table
-                inner = _Walker(self.limits)
-                return inner.model(layer, _one(in_shapes), f"{prefix}{name}/", depth + 1)[1]
-            start = len(self.layers)
-            _, out = self.model(layer, _one(in_shapes), f"{prefix}{name}/", depth + 1)
-            if not layer_trainable:
-                for inner_layer in self.layers[start:]:
-                    inner_layer.trainable_params = 0
-            return out
-        if len(self.layers) >= self.limits.max_layers:
-            raise NotGradable(f"The model has more than {self.limits.max_layers} layers.")
-        out, params, non_trainable = LAYERS[class_name](cfg, in_shapes)
-        if count and class_name != "InputLayer":
+            return [self._nested(layer, call, f"{prefix}{name}/", depth, layer_trainable, first)]
+        module = layer.get("module")
+        if module in OP_MODULES:
+            out = OPS[(module, class_name)](Config(cfg, class_name), call)
+            self.resources.operations += 1
+            self._account(out, count_layer=True)
+            return out.shapes
+        if class_name not in LAYERS:
+            raise NotGradable(refusal(str(class_name), module))
+        out = LAYERS[class_name](Config(cfg, class_name, name), call)
+        if first and class_name != "InputLayer":
+            _check_build_config(layer, call, name)
             self.layers.append(
                 Layer(
                     name=name,
                     type=class_name,
                     path=prefix + name,
-                    output_shape=out,
-                    params=params,
-                    trainable_params=params - non_trainable if layer_trainable else 0,
+                    output_shape=out.shape,
+                    params=out.params,
+                    trainable_params=out.params - out.non_trainable if layer_trainable else 0,
                     attributes={k: _plain(cfg[k]) for k in REPORTED_ATTRIBUTES if k in cfg},
                 )
             )
-            if sum(layer.params for layer in self.layers) > self.limits.max_params:
+            self.resources.constants += out.constants
+            if sum(x.params for x in self.layers) > self.limits.max_params:
                 raise NotGradable(
                     f"The model declares more than {self.limits.max_params:,} parameters "
                     f"(reached at layer '{name}')."
                 )
+        self._account(out, count_layer=first)
+        return out.shapes
+
+    def _nested(
+        self, layer: dict, call: Call, prefix: str, depth: int, trainable: bool, first: bool
+    ) -> Shape:
+        incoming = call.one()
+        key = id(layer)
+        if not first and key in self._models:  # a shared sub-model: analysed once
+            declared, out = self._models[key]
+            self._check_incoming(incoming, declared)
+            return out
+        start = len(self.layers)
+        declared, out = self.model(layer, incoming, prefix, depth + 1, trainable)
+        if not first:  # called again with its layers already in the table
+            del self.layers[start:]
+        self._models[key] = (declared, out)
         return out
+
+    def _account(self, out: Out, count_layer: bool) -> None:
+        res = self.resources
+        if count_layer and len(self.layers) + res.operations > self.limits.max_layers:
+            raise NotGradable(
+                f"The model has more than {self.limits.max_layers:,} layers and operations."
+            )
+        biggest = max(elements(s) for s in out.shapes) if out.shapes else 0
+        res.peak_activation_bytes = max(
+            res.peak_activation_bytes, (biggest + out.scratch) * BYTES_PER_ELEMENT
+        )
+        if out.shapes and len(out.shape) > 2:
+            positions = math.prod(d or 1 for d in out.shape[1:-1])
+        else:
+            positions = 1
+        res.flops += 2 * out.params * positions + sum(elements(s) for s in out.shapes) + out.scratch
+        if res.peak_activation_bytes > self.limits.max_activation_bytes or \
+                res.flops > self.limits.max_flops:  # fmt: skip
+            _check_caps(Architecture("", (), (), [], res), self.limits)
+
+
+def _check_build_config(layer: dict, call: Call, name: str) -> None:
+    """Keras builds a layer from its ``build_config`` before connecting it: the shape
+    there decides how many weights are allocated, so it must be the real input's."""
+    build = layer.get("build_config")
+    if build is None:
+        return
+    declared = build.get("input_shape") if isinstance(build, dict) else None
+    if declared is None:
+        return
+    declared = unwrap(declared)
+    actual = call.inputs
+    if len(actual) == 1 and not (isinstance(declared, list) and declared and
+                                 isinstance(unwrap(declared[0]), list)):  # fmt: skip
+        shapes = [declared]
+    elif isinstance(declared, list) and len(declared) == len(actual):
+        shapes = declared
+    else:
+        shapes = None
+    ok = shapes is not None and all(
+        _compatible(as_shape(s, f"The build shape of layer '{name}'"), a)
+        for s, a in zip(shapes, actual, strict=True)
+    )
+    if not ok:
+        raise NotGradable(
+            f"Layer '{name[:80]}' declares a build shape {str(declared)[:80]} that differs from "
+            f"its input {', '.join(fmt_shape(a) for a in actual)}; the file was edited and "
+            "cannot be graded."
+        )
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dict) and value.get("class_name") == "__tuple__":
-        return list(value["config"]["value"])
-    return value
+    return unwrap(value)
