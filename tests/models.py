@@ -62,3 +62,54 @@ def cifar_cnn(seed: int = 0, *, softmax: bool = True) -> Any:
 def save(model: Any, path: Path) -> Path:
     model.save(path)
     return path
+
+
+def homework_variants() -> dict[str, Any]:
+    """CIFAR-10 CNNs as students write them, each with Conv2D, SeparableConv2D and one
+    less common built-in layer or graph operation (issue 10's list of refused models)."""
+    import keras
+    from keras import layers
+
+    def cnn(*middle: Any, head: Any = None) -> Any:
+        def build() -> Any:
+            inputs = keras.Input((32, 32, 3))
+            x = inputs
+            for step in (lambda t: layers.Conv2D(8, 3, padding="same", activation="relu")(t),
+                         *middle,
+                         lambda t: layers.SeparableConv2D(16, 3, padding="same")(t)):  # fmt: skip
+                x = step(x)
+            x = head(x) if head else layers.GlobalAveragePooling2D()(x)
+            return keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
+
+        return build
+
+    def normalization() -> Any:
+        norm = layers.Normalization()
+        norm.adapt(np.random.default_rng(0).random((64, 32, 32, 3), dtype=np.float32))
+        inputs = keras.Input((32, 32, 3))
+        x = layers.SeparableConv2D(8, 3, activation="relu")(layers.Conv2D(8, 3)(norm(inputs)))
+        x = layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
+
+    def attention_head(x: Any) -> Any:
+        x = layers.Reshape((-1, x.shape[-1]))(x)
+        x = layers.MultiHeadAttention(num_heads=2, key_dim=8)(x, x)
+        return layers.GlobalAveragePooling1D()(x)
+
+    import numpy as np
+
+    return {
+        "normalization": normalization,
+        "prelu_groupnorm": cnn(lambda t: layers.PReLU()(t),
+                               lambda t: layers.GroupNormalization(groups=4)(t)),
+        "conv2d_transpose": cnn(lambda t: layers.Conv2DTranspose(8, 3, strides=2)(t)),
+        "cropping_permute": cnn(lambda t: layers.Cropping2D(2)(t),
+                                lambda t: layers.Permute((2, 1, 3))(t)),
+        "new_augmentations": cnn(lambda t: layers.RandomGrayscale()(t),
+                                 lambda t: layers.RandomHue(0.1)(t),
+                                 lambda t: layers.RandomSaturation(0.1)(t),
+                                 lambda t: layers.RandomErasing()(t)),
+        "unit_normalization": cnn(lambda t: layers.UnitNormalization()(t)),
+        "attention_head": cnn(head=attention_head),
+        "residual_ops": cnn(lambda t: layers.Conv2D(8, 3, padding="same")(t) + t * 0.5),
+    }  # fmt: skip

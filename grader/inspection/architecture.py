@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import NotGradable
-from grader.inspection.catalog import LAYERS, OPS, Call, Out, elements, refusal
+from grader.inspection.catalog import (
+    ALIASES,
+    APPLICATION_LAYERS,
+    LAYERS,
+    OPS,
+    Call,
+    Out,
+    elements,
+    refusal,
+)
 from grader.inspection.values import Config, Shape, as_int, as_shape, fmt_shape, unwrap
 
 # Modules Keras writes for built-in objects. Anything else (``os``, a user
@@ -40,6 +49,7 @@ ALLOWED_MODULES = frozenset(
     }
 )
 OP_MODULES = frozenset(module for module, _ in OPS)
+APPLICATION_NAMES = frozenset(name for _, name in APPLICATION_LAYERS)
 
 # Serialized objects that may appear inside a layer's configuration.
 ALLOWED_HELPERS = frozenset(
@@ -224,7 +234,11 @@ def _check_objects(config: Any, depth_budget: int) -> None:
             if (module, class_name) not in OPS:
                 raise NotGradable(refusal(class_name, module))
             continue
-        if module is not None and module not in ALLOWED_MODULES:
+        if (module, class_name) in APPLICATION_LAYERS:
+            continue
+        if class_name in APPLICATION_NAMES or (
+            module is not None and module not in ALLOWED_MODULES
+        ):
             raise NotGradable(
                 f"The layer or object '{class_name}' names the module '{module}', which is not "
                 "part of Keras. Only built-in Keras layers are accepted."
@@ -531,7 +545,7 @@ class _Walker:
             self.layers.append(
                 Layer(
                     name=name,
-                    type=class_name,
+                    type=ALIASES.get(class_name, class_name),
                     path=prefix + name,
                     output_shape=out.shape,
                     params=out.params,

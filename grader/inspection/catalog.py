@@ -64,6 +64,15 @@ InferFn = Callable[[Config, Call], Out]
 LAYERS: dict[str, InferFn] = {}
 OPS: dict[tuple[str, str], InferFn] = {}  # (module, class name) -> shape function
 
+# Layers defined inside keras.applications (Keras' own code, not the student's): accepted
+# from that module only.
+APPLICATION_LAYERS = frozenset(
+    {
+        ("keras.src.applications.convnext", "LayerScale"),
+        ("keras.src.applications.inception_resnet_v2", "CustomScaleLayer"),
+    }
+)
+
 # Layers that stay refused, with the reason shown to the student.
 _CODE = "it runs arbitrary Python code, which the grader never executes"
 REFUSED: dict[str, str] = {
@@ -87,6 +96,19 @@ REFUSED: dict[str, str] = {
     "LSTMCell": "a recurrent cell is only accepted inside an RNN layer",
     "SimpleRNNCell": "a recurrent cell is only accepted inside an RNN layer",
     "StackedRNNCells": "stacked cells are only accepted inside an RNN layer",
+}
+
+
+# Other names Keras exports for the same class; the layer table shows the class's own name.
+ALIASES = {
+    **{f"Convolution{r}D": f"Conv{r}D" for r in (1, 2, 3)},
+    **{f"Convolution{r}DTranspose": f"Conv{r}DTranspose" for r in (1, 2, 3)},
+    **{f"SeparableConvolution{r}D": f"SeparableConv{r}D" for r in (1, 2)},
+    **{f"MaxPool{r}D": f"MaxPooling{r}D" for r in (1, 2, 3)},
+    **{f"AvgPool{r}D": f"AveragePooling{r}D" for r in (1, 2, 3)},
+    **{f"GlobalAvgPool{r}D": f"GlobalAveragePooling{r}D" for r in (1, 2, 3)},
+    **{f"GlobalMaxPool{r}D": f"GlobalMaxPooling{r}D" for r in (1, 2, 3)},
+    "GroupQueryAttention": "GroupedQueryAttention",
 }
 
 

@@ -376,6 +376,8 @@ def _repeat_vector(cfg: Config, call: Call) -> Out:
 def _sides(cfg: Config, key: str, rank: int, default: int) -> list[tuple[int, int]]:
     """Keras' padding/cropping: an int, one int per axis, or a pair per axis."""
     value = cfg.get(key, default)
+    if rank == 1 and isinstance(value, list) and len(value) == 2 and not isinstance(value[0], list):
+        value = [value]  # Cropping1D((1, 2)): one pair
     items = value if isinstance(value, list) else [value] * rank
     if len(items) != rank:
         raise cfg.bad(key, f"should have {rank} entries")

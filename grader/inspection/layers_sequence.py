@@ -12,7 +12,7 @@ import re
 
 from grader.errors import NotGradable
 from grader.inspection.catalog import Call, Out, infer_layer, register
-from grader.inspection.layers_core import channels, conv_length
+from grader.inspection.layers_core import broadcast, channels, conv_length
 from grader.inspection.values import Config, Shape, as_int, fmt_shape
 
 # --- attention ---------------------------------------------------------------
@@ -40,7 +40,10 @@ def _out_dims(cfg: Config, default: int) -> tuple[int, ...]:
 @register("MultiHeadAttention")
 def _multi_head_attention(cfg: Config, call: Call) -> Out:
     query, value, key = _sequence_inputs(cfg, call)
-    if cfg.get("attention_axes") is not None:
+    axes = cfg.get("attention_axes")
+    if axes is not None and cfg.axes("attention_axes", None, len(query)) != list(
+        range(1, len(query) - 1)
+    ):
         raise NotGradable(f"Layer '{cfg.layer}': custom attention_axes are not supported.")
     heads, key_dim = cfg.int("num_heads"), cfg.int("key_dim")
     value_dim = cfg.int("value_dim", key_dim)
@@ -54,7 +57,7 @@ def _multi_head_attention(cfg: Config, call: Call) -> Out:
     return Out([(*query[:-1], *out)], params, scratch=scores)
 
 
-@register("GroupQueryAttention", "GroupedQueryAttention")
+@register("GroupedQueryAttention", "GroupQueryAttention")
 def _group_query_attention(cfg: Config, call: Call) -> Out:
     query, value, key = _sequence_inputs(cfg, call)
     head, nq, nkv = cfg.int("head_dim"), cfg.int("num_query_heads"), cfg.int("num_key_value_heads")
@@ -235,6 +238,26 @@ def _conv_lstm(cfg: Config, call: Call) -> Out:
     if cfg.bool("return_sequences", False):
         return Out([(shape[0], shape[1], *spatial, filters)], params)
     return Out([(shape[0], *spatial, filters)], params)
+
+
+# --- layers that Keras' own applications define -------------------------------
+
+
+@register("LayerScale")  # keras.applications.ConvNeXt*
+def _layer_scale(cfg: Config, call: Call) -> Out:
+    shape = call.one()
+    if cfg.int("projection_dim") != channels(shape, cfg):
+        raise cfg.bad("projection_dim", "differs from the number of input channels")
+    cfg.number("init_values")
+    return Out([shape], cfg.int("projection_dim"))
+
+
+@register("CustomScaleLayer")  # keras.applications.InceptionResNetV2
+def _custom_scale(cfg: Config, call: Call) -> Out:
+    if len(call.inputs) != 2:
+        raise NotGradable(f"Layer '{cfg.layer}' needs exactly two inputs.")
+    cfg.number("scale")
+    return Out([broadcast(call.inputs, f"Layer '{cfg.layer}'")])
 
 
 # --- wrappers ----------------------------------------------------------------
