@@ -20,8 +20,8 @@ from grader import __version__
 from grader.checks import architecture_checks, fmt_shape
 from grader.data import TestSet, find_test_set
 from grader.errors import NotGradable
-from grader.inspection.architecture import Architecture, Limits, analyse
-from grader.inspection.modelfile import read_model_file
+from grader.inspection.architecture import Architecture
+from grader.inspection.static import inspect_model
 from grader.metrics import score_predictions
 from grader.report import Check, LayerInfo, ModelInfo, Report
 from grader.sandbox import EvaluationResult, SandboxLimits, evaluate_model
@@ -74,11 +74,8 @@ def inspect_file(
 
     Returns the file format ("keras" or "h5") and the declared architecture.
     """
-    model_file = read_model_file(model_path, settings)
-    arch = analyse(
-        model_file.model_config,
-        Limits(settings.max_params, settings.max_layers, settings.max_nesting_depth),
-    )
+    inspection = inspect_model(model_path, settings)
+    arch = inspection.architecture
     expected = [None, *spec.input_shape]
     actual = list(arch.input_shape)
     fits = len(actual) == len(expected) and all(
@@ -89,7 +86,7 @@ def inspect_file(
             f"Your model's input is {fmt_shape(actual)}, but this assignment feeds images of "
             f"shape {fmt_shape(expected)}. Set keras.Input(shape={tuple(spec.input_shape)})."
         )
-    return model_file.format, arch
+    return inspection.format, arch
 
 
 def model_info(arch: Architecture, fmt: str | None) -> ModelInfo:

@@ -19,8 +19,12 @@ class Settings(BaseSettings):
     max_params: int = 50_000_000
     max_uncompressed_bytes: int = 1024 * MB
     max_compression_ratio: float = 200.0
-    max_layers: int = 2000
+    max_layers: int = 1500  # layers and graph operations; NASNetLarge has 1,040
     max_nesting_depth: int = 20
+    max_activation_bytes: int = 512 * MB  # the largest tensor inside the model, per image
+    max_flops: int = 50_000_000_000  # estimated floating-point operations per image
+    inspect_timeout_seconds: float = 10.0  # wall clock for the whole static inspection
+    inspect_memory_bytes: int = 1024 * MB  # address space the inspection may add
 
     # Sandbox
     sandbox_memory_bytes: int = 4096 * MB

@@ -263,7 +263,7 @@ def test_member_read_is_capped_whatever_the_header_says() -> None:
     info = zipfile.ZipInfo("config.json")
     info.file_size = 10
     with pytest.raises(NotGradable, match="larger than allowed"):
-        modelfile._read_member_to_buffer(FakeZip(), info, cap=1000)  # type: ignore[arg-type]
+        modelfile._read_member(FakeZip(), info, cap=1000)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- odd uploads

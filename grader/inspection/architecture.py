@@ -127,7 +127,7 @@ class Architecture:
 @dataclass(frozen=True)
 class Limits:
     max_params: int = 50_000_000
-    max_layers: int = 2000
+    max_layers: int = 1500
     max_depth: int = 20
     max_activation_bytes: int = 512 * 1024 * 1024  # per image
     max_flops: int = 50_000_000_000  # per image
@@ -188,7 +188,7 @@ def _check_caps(arch: Architecture, limits: Limits) -> None:
     if res.flops > limits.max_flops:
         raise NotGradable(
             f"The model needs about {res.flops / 1e9:,.1f} GFLOPs per image, over the limit of "
-            f"{limits.max_flops / 1e9:,.1f}: it could not be evaluated in time."
+            f"{limits.max_flops / 1e9:,.1f} GFLOPs: it could not be evaluated in time."
         )
 
 

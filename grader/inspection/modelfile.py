@@ -11,18 +11,13 @@ reason; no traceback ever escapes.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
 import os
-import resource
-import select
-import signal
 import stat
 import struct
-import threading
-import time
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +29,7 @@ import h5py
 import numpy as np
 
 from grader.errors import NotGradable, SandboxUnavailable
+from grader.inspection.isolation import run_isolated
 from grader.settings import Settings
 
 __all__ = ["ModelFile", "read_model_file"]
@@ -66,11 +62,6 @@ RATIO_FLOOR_BYTES = 1 * MIB  # tiny members/datasets may compress well; their si
 READ_CHUNK = 1 * MIB
 H5_TIMEOUT_S = 5.0  # wall clock for the forked HDF5 reader; real files need milliseconds
 H5_CHILD_MEMORY_BYTES = 1024 * MIB  # extra address space the HDF5 reader may map
-MAX_CHILD_OUTPUT_BYTES = 64 * MIB
-
-# h5py serialises every libhdf5 call with this lock; holding it while forking
-# guarantees the child does not inherit libhdf5 mid-call from another thread.
-_H5_LOCK: Any = getattr(getattr(h5py, "_objects", None), "phil", None) or threading.RLock()
 
 # HDF5 filters built into libhdf5 (and LZF, which h5py registers itself).  Anything
 # else would make HDF5 go looking for a plugin shared library when the data is read.
@@ -96,13 +87,21 @@ class ModelFile:
     model_config: dict[str, Any]  # the serialized model, exactly as stored
     keras_version: str | None
     weight_shapes: dict[str, tuple[int, ...]]  # every HDF5 dataset path -> shape
+    weight_bytes: int = 0  # what the HDF5 datasets declare, uncompressed
 
 
-def read_model_file(path: Path, settings: Settings) -> ModelFile:
+# Given the parsed configuration, the most weight bytes it can honestly need.
+WeightBudget = Callable[[dict[str, Any]], int]
+
+
+def read_model_file(
+    path: Path, settings: Settings, weight_budget: WeightBudget | None = None
+) -> ModelFile:
     """Identify ``path`` by content, check it is a well-formed Keras file and read its config.
 
     Raises ``NotGradable`` with a short plain-English reason for anything that is
-    not an ordinary Keras ``.keras`` or legacy ``.h5`` model.
+    not an ordinary Keras ``.keras`` or legacy ``.h5`` model. ``weight_budget``
+    refuses weights far larger than the configuration needs, before they are read.
     """
     path = Path(path)
     fh = _open_upload(path, settings)
@@ -110,8 +109,8 @@ def read_model_file(path: Path, settings: Settings) -> ModelFile:
         kind = _sniff(fh)
         _check_suffix(path, kind)
         if kind == "keras":
-            return _read_keras(fh, settings)
-        return _read_h5_model(fh, settings)
+            return _read_keras(fh, settings, weight_budget)
+        return _read_h5_model(fh, settings, weight_budget)
     except (NotGradable, SandboxUnavailable):
         raise
     except RecursionError as exc:
@@ -216,11 +215,11 @@ def _check_suffix(path: Path, kind: str) -> None:
 # --------------------------------------------------------------------------- .keras
 
 
-def _read_keras(fh: BinaryIO, settings: Settings) -> ModelFile:
+def _read_keras(fh: BinaryIO, settings: Settings, budget: WeightBudget | None) -> ModelFile:
     """Check the zip structure by its headers, then read config, metadata and weights."""
     _check_central_directory_size(fh)
     fh.seek(0)
-    with zipfile.ZipFile(fh) as zf:
+    with zipfile.ZipFile(fh) as zf, tempfile.TemporaryFile(prefix="grader-weights-") as weights:
         infos = zf.infolist()
         _check_zip_members(infos, fh, settings)
         by_name = {info.filename: info for info in infos}
@@ -240,20 +239,34 @@ def _read_keras(fh: BinaryIO, settings: Settings) -> ModelFile:
             version = meta.get("keras_version")
             keras_version = version if isinstance(version, str) else None
 
-        budget = settings.max_uncompressed_bytes - len(config_bytes)
-        weights = _read_member_to_buffer(zf, by_name[WEIGHTS_MEMBER], budget)
+        cap = settings.max_uncompressed_bytes - len(config_bytes)
+        declared = by_name[WEIGHTS_MEMBER].file_size
+        if budget is not None:
+            _check_weight_budget(declared, budget(config))
+        # Streamed to a temporary file, not memory: the grading process never holds it.
+        _copy_member(zf, by_name[WEIGHTS_MEMBER], cap, weights)
+        weights.seek(0)
+        if weights.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
+            raise NotGradable("The weights inside the .keras file (model.weights.h5) are not HDF5.")
+        weights.seek(0)
+        what = "The weights file model.weights.h5"
 
-    if weights.read(len(HDF5_MAGIC)) != HDF5_MAGIC:
-        raise NotGradable("The weights inside the .keras file (model.weights.h5) are not HDF5.")
-    weights.seek(0)
-    what = "The weights file model.weights.h5"
+        def work() -> dict[str, Any]:
+            with _open_h5(weights, what) as h5:
+                shapes, total = _inspect_hdf5(h5, settings, what)
+                return {"shapes": shapes, "bytes": total}
 
-    def work() -> dict[str, Any]:
-        with _open_h5(weights, what) as h5:
-            return {"shapes": _inspect_hdf5(h5, settings, what)}
+        result = _isolated(work)
+    return ModelFile("keras", config, keras_version, result["shapes"], result["bytes"])
 
-    result = _isolated(work)
-    return ModelFile("keras", config, keras_version, result["shapes"])
+
+def _check_weight_budget(size: int, allowed: int) -> None:
+    if size > allowed:
+        raise NotGradable(
+            f"The model's weights take {_mb(size)}, far more than the parameters its "
+            f"configuration declares can need ({_mb(allowed)} at most). The file was edited "
+            "or padded and cannot be graded."
+        )
 
 
 def _check_central_directory_size(fh: BinaryIO) -> None:
@@ -328,27 +341,26 @@ def _check_zip_members(infos: list[zipfile.ZipInfo], fh: BinaryIO, settings: Set
             raise NotGradable(DAMAGED.format(detail=" (zip members overlap)"))
 
 
-def _read_member_to_buffer(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> io.BytesIO:
-    """Stream one member into memory, stopping at ``cap`` bytes whatever the header claims."""
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, out: BinaryIO) -> int:
+    """Stream one member into ``out``, stopping at ``cap`` bytes whatever the header claims."""
     if info.file_size > cap:
         raise NotGradable(f"{info.filename} is too large ({_mb(info.file_size)}).")
-    out = io.BytesIO()
+    written = 0
     with zf.open(info) as member:
-        while True:
-            chunk = member.read(min(READ_CHUNK, cap + 1 - out.tell()))
-            if not chunk:
-                break
+        while chunk := member.read(min(READ_CHUNK, cap + 1 - written)):
             out.write(chunk)
-            if out.tell() > cap:
+            written += len(chunk)
+            if written > cap:
                 raise NotGradable(f"{info.filename} is larger than allowed.")
-    if out.tell() != info.file_size:
+    if written != info.file_size:
         raise NotGradable(DAMAGED.format(detail=f" ({info.filename} has the wrong size)"))
-    out.seek(0)
-    return out
+    return written
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
-    return _read_member_to_buffer(zf, info, cap).getvalue()
+    out = io.BytesIO()
+    _copy_member(zf, info, cap, out)
+    return out.getvalue()
 
 
 def _parse_json(data: bytes | str, what: str) -> Any:
@@ -415,13 +427,13 @@ def _open_h5(source: BinaryIO, what: str) -> Iterator[h5py.File]:
         h5.close()
 
 
-def _read_h5_model(fh: BinaryIO, settings: Settings) -> ModelFile:
+def _read_h5_model(fh: BinaryIO, settings: Settings, budget: WeightBudget | None) -> ModelFile:
     """Legacy ``.h5`` model: the architecture is the root attribute ``model_config``."""
     fh.seek(0)
 
     def work() -> dict[str, Any]:
         with _open_h5(fh, "The .h5 file") as h5:
-            shapes = _inspect_hdf5(h5, settings, "The .h5 file")
+            shapes, total = _inspect_hdf5(h5, settings, "The .h5 file")
             if "model_config" not in h5.attrs:
                 raise NotGradable(
                     "The .h5 file stores no model architecture (was it saved with "
@@ -433,126 +445,36 @@ def _read_h5_model(fh: BinaryIO, settings: Settings) -> ModelFile:
             version = None
             if "keras_version" in h5.attrs:
                 version = _read_string_attr(h5, "keras_version", 1 * KIB)
-        return {"shapes": shapes, "config": raw, "version": version}
+        return {"shapes": shapes, "bytes": total, "config": raw, "version": version}
 
     result = _isolated(work)
     config = _parse_json(result["config"], "The model configuration")
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise NotGradable("The .h5 file's model_config does not describe a Keras model.")
-    return ModelFile("h5", config, result["version"], result["shapes"])
+    if budget is not None:
+        _check_weight_budget(result["bytes"], budget(config))
+    return ModelFile("h5", config, result["version"], result["shapes"], result["bytes"])
 
 
 # --------------------------------------------------------------------------- isolation
 
 
 def _isolated(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run HDF5 parsing in a forked child with CPU, memory and wall-clock limits.
+    """HDF5 parsing runs in a limited child: libhdf5 can be made to hang or crash."""
 
-    libhdf5 is a C parser with a history of hangs and crashes on crafted files
-    (a one-byte change to a global-heap object size makes it spin forever), so
-    it never runs in the grader's own process.  Forking costs a few ms because
-    h5py is already imported; the result comes back as JSON over a pipe.
-    """
-    if not hasattr(os, "fork"):  # pragma: no cover - the grader runs on Linux
-        return _jsonable(work())
-    read_fd, write_fd = os.pipe()
-    try:
-        with _H5_LOCK:  # no other thread can be inside libhdf5 while we fork
-            pid = os.fork()
-    except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
-        raise SandboxUnavailable(f"cannot fork the HDF5 reader: {exc}") from exc
-    if pid == 0:  # child: never returns into the caller's code
-        code = 70
-        try:
-            os.close(read_fd)
-            _limit_child()
-            try:
-                payload: dict[str, Any] = {"ok": _jsonable(work())}
-            except NotGradable as exc:
-                payload = {"refused": exc.reason}
-            except RecursionError:
-                payload = {"refused": "The weights file is nested too deeply to read."}
-            except BaseException:
-                payload = {"damaged": True}
-            data = memoryview(json.dumps(payload).encode())
-            while data:
-                data = data[os.write(write_fd, data) :]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    try:
-        output = _collect_child_output(read_fd, pid)
-    finally:
-        os.close(read_fd)
-        _reap(pid)
-    try:
-        payload = json.loads(output)
-    except ValueError:
-        payload = {"damaged": True}
-    if "refused" in payload:
-        raise NotGradable(str(payload["refused"]))
-    if "ok" not in payload:
-        raise NotGradable(DAMAGED.format(detail=""))
-    result = payload["ok"]
+    def jsonable() -> dict[str, Any]:
+        result = work()
+        return {**result, "shapes": [[k, list(v)] for k, v in result["shapes"].items()]}
+
+    result = run_isolated(
+        jsonable,
+        timeout_s=H5_TIMEOUT_S,
+        memory_bytes=H5_CHILD_MEMORY_BYTES,
+        too_slow="Reading the file's HDF5 data took too long; the file is damaged or "
+        "crafted to stall the grader.",
+    )
     result["shapes"] = {name: tuple(shape) for name, shape in result["shapes"]}
     return result
-
-
-def _jsonable(result: dict[str, Any]) -> dict[str, Any]:
-    return {**result, "shapes": [[name, list(shape)] for name, shape in result["shapes"].items()]}
-
-
-def _limit_child() -> None:
-    """CPU seconds and address space for the forked HDF5 reader."""
-    cpu = math.ceil(H5_TIMEOUT_S) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    with open("/proc/self/statm") as statm:
-        current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    limit = current + H5_CHILD_MEMORY_BYTES
-    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-
-
-def _collect_child_output(read_fd: int, pid: int) -> bytes:
-    """Read the child's answer with a deadline; a child that overstays is killed."""
-    deadline = time.monotonic() + H5_TIMEOUT_S
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            _kill(pid)
-            raise NotGradable(
-                "Reading the file's HDF5 data took too long; the file is damaged or "
-                "crafted to stall the grader."
-            )
-        ready, _, _ = select.select([read_fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(read_fd, READ_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > MAX_CHILD_OUTPUT_BYTES:
-            _kill(pid)
-            raise NotGradable("The file describes far too much to inspect.")
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _reap(pid: int) -> None:
-    """The child has answered (EOF) or overstayed: make sure it is gone, then reap it."""
-    _kill(pid)
-    os.waitpid(pid, 0)
 
 
 def _read_string_attr(h5: h5py.File, name: str, cap: int) -> str | None:
@@ -576,7 +498,9 @@ def _read_string_attr(h5: h5py.File, name: str, cap: int) -> str | None:
     return value
 
 
-def _inspect_hdf5(h5: h5py.File, settings: Settings, what: str) -> dict[str, tuple[int, ...]]:
+def _inspect_hdf5(
+    h5: h5py.File, settings: Settings, what: str
+) -> tuple[dict[str, tuple[int, ...]], int]:
     """Refuse links, external/virtual storage, plugin filters, odd dtypes and bombs.
 
     Links are checked first without following any of them; only then are objects
@@ -608,7 +532,7 @@ def _inspect_hdf5(h5: h5py.File, settings: Settings, what: str) -> dict[str, tup
             limit = _mb(settings.max_uncompressed_bytes)
             raise NotGradable(f"{what} declares more than {limit} of weights.")
         shapes[name] = tuple(int(n) for n in obj.shape)
-    return shapes
+    return shapes, total
 
 
 def _collect(visit: Callable[[Callable[[str], Any]], Any], what: str) -> list[str]:

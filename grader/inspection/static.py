@@ -1,0 +1,88 @@
+"""The whole static inspection of one upload, bounded in time and memory.
+
+Reading the file (zip, JSON, HDF5 metadata) and inferring its architecture
+happen in one forked child with a CPU, address-space and wall-clock limit
+(``isolation``), wherever inspection runs: ``grader check``, ``grader inspect``,
+the inspect worker and batch grading. Whatever the file holds, the answer is an
+``Inspection`` or a ``NotGradable`` reason, and the grading process never grows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.inspection.architecture import Architecture, Layer, Limits, Resources, analyse
+from grader.inspection.isolation import run_isolated
+from grader.inspection.modelfile import read_model_file
+from grader.settings import Settings
+
+# Weights may be float64, and a legacy .h5 may carry an optimizer's two slots per
+# weight: 3 x 8 bytes a parameter, plus HDF5's own bookkeeping.
+BYTES_PER_PARAM_ALLOWED = 32
+WEIGHT_SLACK_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class Inspection:
+    """What the trusted side knows about a file without running it."""
+
+    format: str  # "keras" or "h5"
+    keras_version: str | None
+    architecture: Architecture
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_params=settings.max_params,
+        max_layers=settings.max_layers,
+        max_depth=settings.max_nesting_depth,
+        max_activation_bytes=settings.max_activation_bytes,
+        max_flops=settings.max_flops,
+    )
+
+
+def inspect_model(path: Path, settings: Settings) -> Inspection:
+    """Read and analyse ``path`` in a limited child; raises NotGradable with the reason."""
+    limits = limits_from(settings)
+
+    def work() -> dict[str, Any]:
+        analysed: list[Architecture] = []
+
+        def weight_budget(config: dict[str, Any]) -> int:
+            analysed.append(analyse(config, limits))
+            return BYTES_PER_PARAM_ALLOWED * analysed[0].total_params + WEIGHT_SLACK_BYTES
+
+        model_file = read_model_file(path, settings, weight_budget)
+        arch = analysed[0] if analysed else analyse(model_file.model_config, limits)
+        return {
+            "format": model_file.format,
+            "keras_version": model_file.keras_version,
+            "architecture": dataclasses.asdict(arch),
+        }
+
+    result = run_isolated(
+        work,
+        timeout_s=settings.inspect_timeout_seconds,
+        memory_bytes=settings.inspect_memory_bytes,
+        too_slow=f"Inspecting the file took longer than {settings.inspect_timeout_seconds:g} s; "
+        "it is damaged or crafted to stall the grader.",
+    )
+    return Inspection(
+        result["format"], result["keras_version"], _architecture(result["architecture"])
+    )
+
+
+def _architecture(data: dict[str, Any]) -> Architecture:
+    layers = [
+        Layer(**{**layer, "output_shape": tuple(layer["output_shape"])}) for layer in data["layers"]
+    ]
+    return Architecture(
+        model_type=data["model_type"],
+        input_shape=tuple(data["input_shape"]),
+        output_shape=tuple(data["output_shape"]),
+        layers=layers,
+        resources=Resources(**data["resources"]),
+    )
