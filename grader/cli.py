@@ -7,6 +7,7 @@ errors that are the operator's (bad flags, bad spec, no data, no sandbox) to 3.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,7 +32,28 @@ assignments_option = click.option(
 )
 
 
-@click.group()
+class _Commands(click.Group):
+    """Adds the web service's commands (serve, init-db, ...) only when one is asked for:
+    importing Flask and SQLAlchemy would slow ``grader check`` and ``grader inspect``."""
+
+    _web_loaded = False
+
+    def _load_web(self) -> None:
+        if not self._web_loaded:
+            type(self)._web_loaded = True
+            _register_web_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands or cmd_name == "assignments":  # + "assignments import"
+            self._load_web()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_web()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="keras-grader")
 def cli() -> None:
     """Grade Keras CNN homework: self-check, batch grading, the web service."""
@@ -78,6 +100,43 @@ def check(
     else:
         click.echo(render_text(report, model.name, spec.title))
     return report.exit_code
+
+
+@cli.command("inspect")
+@click.argument("model", type=click.Path(exists=True, dir_okay=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def inspect_command(model: Path, as_json: bool) -> int:
+    """Show what the grader sees in MODEL without running it: layers, shapes, parameters.
+
+    Static analysis only (no TensorFlow, no assignment): exit 0 if the file can be
+    graded, 2 with the reason if it would be refused.
+    """
+    from grader.errors import NotGradable
+    from grader.inspection.static import inspect_model
+    from grader.pipeline import model_info
+    from grader.render import render_layers
+    from grader.report import ModelInfo
+
+    try:
+        inspection = inspect_model(model, get_settings())
+    except NotGradable as exc:
+        info, reason, resources = ModelInfo(), exc.reason, None
+    else:
+        arch = inspection.architecture
+        info, reason = model_info(arch, inspection.format), None
+        resources = dataclasses.asdict(arch.resources)
+    status = "not_gradable" if reason else "ok"
+    if as_json:
+        payload = {"status": status, "reason": reason, "model": info.model_dump(mode="json"),
+                   "resources": resources}  # fmt: skip
+        click.echo(json.dumps(payload, indent=2))
+    elif reason:
+        click.echo(f"{model.name}: NOT GRADABLE\n\n{reason}")
+    else:
+        click.echo(f"{model.name}: {info.format} file, input {info.input_shape}, output "
+                   f"{info.output_shape}\n")  # fmt: skip
+        click.echo("\n".join(render_layers(info)))
+    return 2 if reason else 0
 
 
 @cli.command()
@@ -213,7 +272,7 @@ def assignments_show(assignment_id: str, assignments_dir: Path | None) -> int:
     return 0
 
 
-def _register_web_commands() -> None:
+def _register_web_commands(group: click.Group) -> None:
     """The web service adds its commands (serve, init-db, ...) when it is installed."""
     try:
         from grader.web.commands import register_commands
@@ -221,10 +280,7 @@ def _register_web_commands() -> None:
         if exc.name and exc.name.startswith("grader"):
             raise
         return
-    register_commands(cli)
-
-
-_register_web_commands()
+    register_commands(group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,6 +89,14 @@ def inspect_file(
     return inspection.format, arch
 
 
+def batch_size_for(arch: Architecture, settings: Settings) -> int:
+    """Images per predict call: the configured batch, smaller when the model's largest
+    tensor would not fit a quarter of the sandbox's memory (a few are live at once)."""
+    per_image = max(arch.resources.peak_activation_bytes, 1) * 4
+    fits = settings.sandbox_memory_bytes // 4 // per_image
+    return max(1, min(settings.predict_batch_size, fits))
+
+
 def model_info(arch: Architecture, fmt: str | None) -> ModelInfo:
     return ModelInfo(
         format=fmt,
@@ -175,7 +183,7 @@ def grade_file(
             limits=limits,
             trust=trust,
             gpu=gpu,
-            batch_size=settings.predict_batch_size,
+            batch_size=batch_size_for(arch, settings),
         )
         clock.timings.update({k: round(v, 4) for k, v in result.timings.items()})
         report.device = result.device

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grader.checks import fmt_shape
-from grader.report import Report
+from grader.report import ModelInfo, Report
 
 
 def _value(value: Any) -> str:
@@ -14,6 +14,27 @@ def _value(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "-" if value is None else str(value)
+
+
+def render_layers(model: ModelInfo) -> list[str]:
+    """The layer table: type, output shape and parameters of every layer, then totals."""
+    rows = [("#", "layer", "type", "output shape", "params")]
+    rows += [
+        (str(i), layer.path or layer.name, layer.type, fmt_shape(layer.output_shape),
+         f"{layer.params:,}" if layer.params is not None else "-")
+        for i, layer in enumerate(model.layers, 1)
+    ]  # fmt: skip
+    widths = [max(len(r[k]) for r in rows) for k in range(5)]
+    lines = []
+    for row in rows:
+        cells = [
+            row[k].rjust(widths[k]) if k in (0, 4) else row[k].ljust(widths[k]) for k in range(5)
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+    lines.append(
+        f"  Total parameters: {model.total_params:,} (trainable {model.trainable_params:,})"
+    )
+    return lines
 
 
 def render_text(report: Report, model_name: str, title: str = "") -> str:
@@ -37,25 +58,8 @@ def render_text(report: Report, model_name: str, title: str = "") -> str:
                 )
             lines.append(f"  [{mark}] {check.name.ljust(width)}  {detail}")
 
-    model = report.model
-    if model.layers:
-        lines += ["", "Your layers"]
-        rows = [("#", "layer", "type", "output shape", "params")]
-        rows += [
-            (str(i), layer.path or layer.name, layer.type, fmt_shape(layer.output_shape),
-             f"{layer.params:,}" if layer.params is not None else "-")
-            for i, layer in enumerate(model.layers, 1)
-        ]  # fmt: skip
-        widths = [max(len(r[k]) for r in rows) for k in range(5)]
-        for row in rows:
-            cells = [
-                row[k].rjust(widths[k]) if k in (0, 4) else row[k].ljust(widths[k])
-                for k in range(5)
-            ]
-            lines.append("  " + "  ".join(cells).rstrip())
-        lines.append(
-            f"  Total parameters: {model.total_params:,} (trainable {model.trainable_params:,})"
-        )
+    if report.model.layers:
+        lines += ["", "Your layers", *render_layers(report.model)]
 
     metrics = report.metrics
     if metrics is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from models import conv_stack, save
+from testutil import REPO
 
 GRADER = [sys.executable, "-m", "grader"]
 CONTRACT = {"status", "reason", "score", "max_score", "checks", "model", "metrics", "timings"}
@@ -86,3 +87,32 @@ def test_assignments_list_and_show() -> None:
     ]  # fmt: skip
     shown = run("assignments", "show", "day097-cifar10")
     assert shown.returncode == 0 and "min_accuracy: 0.7" in shown.stdout
+
+
+def test_inspect_prints_the_layer_table_without_tensorflow(tmp_path: Path) -> None:
+    """`grader inspect` is static: no TensorFlow or Keras import, and the same model
+    object as `grader check --json`."""
+    code = (
+        "import json, sys\n"
+        "from grader.cli import main\n"
+        "try:\n"
+        f"    main(['inspect', {str(REPO / 'tests/fixtures/day097_cifar10.keras')!r}, '--json'])\n"
+        "except SystemExit as exc:\n"
+        "    print(json.dumps({'code': exc.code, 'tf': 'tensorflow' in sys.modules,\n"
+        "                      'keras': 'keras' in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    *body, last = out.stdout.strip().splitlines()
+    assert json.loads(last) == {"code": 0, "tf": False, "keras": False}
+    payload = json.loads("\n".join(body))
+    assert payload["status"] == "ok" and payload["reason"] is None
+    assert payload["model"]["total_params"] == 121_642
+    assert payload["model"]["layers"][2]["type"] == "Conv2D"
+
+
+def test_inspect_refuses_a_lambda_with_exit_code_2(tmp_path: Path) -> None:
+    import hostile
+
+    result = run("inspect", hostile.lambda_keras(tmp_path))
+    assert result.returncode == 2
+    assert "NOT GRADABLE" in result.stdout and "Lambda" in result.stdout
