@@ -21,7 +21,7 @@ from grader.checks import architecture_checks, fmt_shape
 from grader.data import TestSet, find_test_set
 from grader.errors import NotGradable
 from grader.inspection.architecture import Architecture
-from grader.inspection.static import inspect_model
+from grader.inspection.static import Inspection, inspect_model
 from grader.metrics import score_predictions
 from grader.report import Check, LayerInfo, ModelInfo, Report
 from grader.sandbox import EvaluationResult, SandboxLimits, evaluate_model
@@ -67,13 +67,8 @@ def _sha256_if_regular(path: Path, max_bytes: int) -> str | None:
     return file_sha256(path)
 
 
-def inspect_file(
-    model_path: Path, spec: AssignmentSpec, settings: Settings
-) -> tuple[str, Architecture]:
-    """Static, TensorFlow-free checks: format, allow-list, parameter cap, input shape.
-
-    Returns the file format ("keras" or "h5") and the declared architecture.
-    """
+def inspect_file(model_path: Path, spec: AssignmentSpec, settings: Settings) -> Inspection:
+    """Static, TensorFlow-free checks: format, allow-list, caps, and the assignment's input."""
     inspection = inspect_model(model_path, settings)
     arch = inspection.architecture
     expected = [None, *spec.input_shape]
@@ -86,7 +81,7 @@ def inspect_file(
             f"Your model's input is {fmt_shape(actual)}, but this assignment feeds images of "
             f"shape {fmt_shape(expected)}. Set keras.Input(shape={tuple(spec.input_shape)})."
         )
-    return inspection.format, arch
+    return inspection
 
 
 def batch_size_for(arch: Architecture, settings: Settings) -> int:
@@ -164,8 +159,9 @@ def grade_file(
         notify("inspecting")
         with clock.phase("inspect"):
             report.file_sha256 = _sha256_if_regular(model_path, settings.max_upload_bytes)
-            fmt, arch = inspect_file(model_path, spec, settings)
-        report.model = model_info(arch, fmt)
+            inspection = inspect_file(model_path, spec, settings)
+        arch = inspection.architecture
+        report.model = model_info(arch, inspection.format)
         checks = architecture_checks(spec, arch)
 
         evaluation = spec.evaluation
@@ -184,6 +180,7 @@ def grade_file(
             trust=trust,
             gpu=gpu,
             batch_size=batch_size_for(arch, settings),
+            loader=inspection.loader,
         )
         clock.timings.update({k: round(v, 4) for k, v in result.timings.items()})
         report.device = result.device

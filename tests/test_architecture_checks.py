@@ -15,7 +15,7 @@ from grader.report import Check
 
 def _checks(model_path: Path, assignment: str, settings) -> list[Check]:
     spec = shipped_spec(assignment)
-    _, arch = inspect_file(model_path, spec, settings)
+    arch = inspect_file(model_path, spec, settings).architecture
     return architecture_checks(spec, arch)
 
 

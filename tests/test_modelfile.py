@@ -36,8 +36,8 @@ EXPECTED_REASON = {
     "pickle_file": "pickle",
     "pickle_named_h5": "pickle",
     "onnx_file": "not a Keras model file",
-    "savedmodel_dir": "folder",
-    "savedmodel_named_keras": "folder",
+    "savedmodel_dir": "model.save('model.keras')",
+    "savedmodel_named_keras": "TensorFlow SavedModel",
     "torch_zip": "PyTorch",
     "weights_only_h5": "no model architecture",
     "keras_named_h5": "Rename it to end in .keras",
@@ -358,3 +358,12 @@ print(json.dumps({{"import_s": t1 - t0, "call_s": best,
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["tf"] is False and result["keras"] is False
     assert result["call_s"] < 0.3, result
+
+
+def test_zipped_savedmodel_says_how_to_save_an_accepted_file(tmp_path: Path, settings) -> None:
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("my_model/saved_model.pb", b"\x08\x01")
+        zf.writestr("my_model/variables/variables.index", b"")
+    reason = _refusal(path, settings)
+    assert "TensorFlow SavedModel" in reason and "model.save('model.h5')" in reason

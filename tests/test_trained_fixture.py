@@ -62,6 +62,6 @@ def test_training_script_quick_run_saves_a_gradable_model(tmp_path: Path, settin
     assert "after 1 epochs" in result.stdout
 
     spec = shipped_spec("day097-cifar10")
-    _, arch = inspect_file(out, spec, settings)  # static: allow-list, input shape, caps
+    arch = inspect_file(out, spec, settings).architecture  # static: allow-list, input shape, caps
     assert all(check.passed for check in architecture_checks(spec, arch))
     assert list(arch.output_shape) == [None, 10]

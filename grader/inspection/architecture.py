@@ -43,10 +43,14 @@ ALLOWED_MODULES = frozenset(
         "keras.initializers",
         "keras.regularizers",
         "keras.constraints",
-        "keras.src.models.functional",
-        "keras.src.models.sequential",
-        "keras.src.models.model",
     }
+)
+# Where Keras 3, Keras 2.13-2.15 and tf-keras keep their model classes: accepted for
+# Sequential/Functional/Model only.
+MODEL_MODULES = frozenset(
+    f"{package}.{module}"
+    for package in ("keras.src.models", "keras.src.engine", "tf_keras.src.engine")
+    for module in ("functional", "sequential", "model", "training")
 )
 OP_MODULES = frozenset(module for module, _ in OPS)
 APPLICATION_NAMES = frozenset(name for _, name in APPLICATION_LAYERS)
@@ -234,7 +238,9 @@ def _check_objects(config: Any, depth_budget: int) -> None:
             if (module, class_name) not in OPS:
                 raise NotGradable(refusal(class_name, module))
             continue
-        if (module, class_name) in APPLICATION_LAYERS:
+        if (module, class_name) in APPLICATION_LAYERS or (
+            class_name in MODEL_CLASSES and module in MODEL_MODULES
+        ):
             continue
         if class_name in APPLICATION_NAMES or (
             module is not None and module not in ALLOWED_MODULES

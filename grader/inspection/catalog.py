@@ -89,6 +89,11 @@ REFUSED: dict[str, str] = {
     "CategoryEncoding": "it encodes integer categories; it has no meaning on image tensors",
     "MelSpectrogram": "it turns audio waveforms into spectrograms, not part of an image model",
     "STFTSpectrogram": "it turns audio waveforms into spectrograms, not part of an image model",
+    "TFOpLambda": "tf.keras writes it for a TensorFlow function called between layers (x + y, "
+    "tf.concat, ...), which it runs by name. Use keras.layers.Add, Multiply, Concatenate, ... "
+    "instead, or save the model from Keras 3, which stores such steps as vetted operations",
+    "SlicingOpLambda": "tf.keras writes it for slicing a tensor between layers (x[:, 1:]), which "
+    "it runs by name. Use keras.layers.Cropping2D or Reshape instead, or save from Keras 3",
     "Layer": "it is the abstract base class of layers and computes nothing",
     "Wrapper": "it is the abstract base class of wrapper layers",
     "InputSpec": "it is not a layer",

@@ -72,6 +72,15 @@ NOT_KERAS = (
     "This is not a Keras model file (.keras or .h5){hint}. SavedModel folders, "
     "pickles, PyTorch and ONNX files are not accepted."
 )
+SAVE_ADVICE = (
+    "Save it as one file: model.save('model.keras') (TensorFlow 2.16+, Keras 3) or "
+    "model.save('model.h5') (TensorFlow 2.15 or older, Keras 2); both are graded."
+)
+SAVEDMODEL = (
+    "This is a TensorFlow SavedModel (saved_model.pb: what model.save('name') without an "
+    "extension writes on TensorFlow 2.15 or older). It holds graphs, not a Keras model. "
+    + SAVE_ADVICE
+)
 TOO_MANY_MEMBERS = "The .keras archive contains far too many files; a Keras model has three."
 DAMAGED = (
     "The file is damaged or truncated{detail}. Save the model again with "
@@ -141,6 +150,8 @@ def _open_upload(path: Path, settings: Settings) -> BinaryIO:
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
+            if (path / "saved_model.pb").is_file():
+                raise NotGradable(SAVEDMODEL)
             raise NotGradable(
                 NOT_KERAS.format(hint=" (it is a folder, e.g. a TensorFlow SavedModel)")
             )
@@ -288,6 +299,8 @@ def _check_zip_members(infos: list[zipfile.ZipInfo], fh: BinaryIO, settings: Set
     names = [info.filename for info in infos]
     if len(infos) > MAX_ZIP_ENTRIES:
         raise NotGradable(TOO_MANY_MEMBERS)
+    if any(name.rsplit("/", 1)[-1] == "saved_model.pb" for name in names):
+        raise NotGradable(SAVEDMODEL)
     if CONFIG_MEMBER not in names:
         torch = any(n.endswith(".pkl") or "/data/" in n or n.endswith("/version") for n in names)
         hint = " (it looks like a PyTorch file)" if torch else " (a zip without config.json)"

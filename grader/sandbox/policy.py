@@ -308,6 +308,7 @@ def launcher_args(
     gpu: int | None,
     landlock: bool,
     write_dirs: list[str],
+    loader: str = "keras",
 ) -> list[str]:
     """Arguments for ``launcher.py`` (identical in the sandbox and in trusted mode)."""
     args = [
@@ -324,6 +325,8 @@ def launcher_args(
     ]
     if images is not None:
         args += ["--images", images]
+    if loader != "keras":
+        args += ["--loader", loader]
     if gpu is not None:
         args += ["--gpu", str(int(gpu))]
     # Landlock broke CUDA in the measurements, so a GPU run never enables it.

@@ -191,9 +191,11 @@ def evaluate_model(
     trust: bool = False,
     gpu: int | None = None,
     batch_size: int = 500,
+    loader: str = "keras",
 ) -> EvaluationResult:
     """Load ``model_path`` in the sandbox, describe it and predict ``images`` (uint8 NHWC).
 
+    ``loader`` is "keras" (Keras 3) or "tf_keras" (files written by Keras 2).
     Raises only NotGradable (the file's fault, plain words) or SandboxUnavailable.
     """
     if not trust:
@@ -233,7 +235,7 @@ def evaluate_model(
                     model=str(root / f"model{suffix}"),
                     images=str(root / IMAGES_NAME) if images is not None else None,
                     out_dir=str(out_dir), scale=scale, offset=offset, batch_size=batch_size,
-                    gpu=gpu, landlock=True, write_dirs=write_dirs,
+                    gpu=gpu, landlock=True, write_dirs=write_dirs, loader=loader,
                 ),
             ]  # fmt: skip
 

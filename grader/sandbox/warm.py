@@ -471,12 +471,15 @@ class WarmEvaluator:
         trust: bool = False,
         gpu: int | None = None,
         batch_size: int = 500,
+        loader: str = "keras",
     ) -> EvaluationResult:
-        """Same contract as :func:`grader.sandbox.evaluate_model`, on the warm path."""
+        """Same contract as :func:`grader.sandbox.evaluate_model`, on the warm path
+        (the zygote holds Keras 3: a Keras 2 file takes a cold sandbox)."""
         cold = dict(
-            scale=scale, offset=offset, limits=limits, trust=trust, gpu=gpu, batch_size=batch_size
-        )
-        if trust or gpu is not None or self._warm_refused:
+            scale=scale, offset=offset, limits=limits, trust=trust, gpu=gpu, batch_size=batch_size,
+            loader=loader,
+        )  # fmt: skip
+        if trust or gpu is not None or self._warm_refused or loader != "keras":
             self.stats["cold_jobs"] += 1
             return evaluate_model(model_path, images, **cold)  # type: ignore[arg-type]
         require_sandbox()
