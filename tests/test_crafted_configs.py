@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import hostile
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testutil import shipped_spec
 
 from grader.errors import NotGradable
 from grader.inspection.architecture import Architecture, Limits, analyse
 from grader.inspection.static import inspect_model
+from grader.pipeline import _cross_check, grade_file
+from grader.sandbox import EvaluationResult
 from grader.settings import Settings
 
 FAST_S = 3.0  # "in under a few seconds", with room for a loaded CI machine
@@ -304,3 +308,52 @@ def test_mutated_configs_give_an_architecture_or_a_reason_in_bounded_time(real_c
         assert all(isinstance(d, int | None) for d in result.output_shape)
         assert math.isfinite(result.total_params)
     assert time.perf_counter() - started < FAST_S
+
+
+# --- the cross-check with what Keras built ----------------------------------------
+
+
+def _built(arch: Architecture, **changes: Any) -> EvaluationResult:
+    """What the sandbox would report for ``arch``, with ``changes`` (a tampered file)."""
+    layers = [{"type": x.type, "params": x.params} for x in arch.layers]
+    return EvaluationResult(**{"layers": layers, "total_params": arch.total_params,
+                               "trainable_params": arch.trainable_params, "input_shape": None,
+                               "predictions": None, **changes})  # fmt: skip
+
+
+def test_cross_check_refuses_a_built_model_that_differs_from_the_config() -> None:
+    arch = analyse(_config_of(_residual))
+    _cross_check(arch, _built(arch).layers, _built(arch).total_params)  # agrees: no refusal
+    with pytest.raises(NotGradable, match="inconsistent"):
+        _cross_check(arch, _built(arch).layers, arch.total_params + 1)
+    swapped = [{"type": "Dense", "params": 0}, *_built(arch).layers[1:]]
+    with pytest.raises(NotGradable, match="inconsistent"):
+        _cross_check(arch, swapped, arch.total_params)
+
+
+def test_weights_that_do_not_fit_the_config_are_not_gradable(tmp_path: Path) -> None:
+    """Weights for a wider Dense than the config declares: Keras refuses to load them."""
+    from grader.sandbox import sandbox_status
+
+    if not sandbox_status()[0]:
+        pytest.skip(f"no sandbox on this machine: {sandbox_status()[1]}")
+
+    def widen(f: Any) -> None:
+        for name in list(_dataset_names(f)):
+            if "dense" in name and f[name].ndim == 2:
+                data = f[name][()]
+                del f[name]
+                f[name] = np.zeros((data.shape[0], data.shape[1] + 5), data.dtype)
+
+    path = hostile._keras_with(tmp_path, "widened.keras",
+                               **{"model.weights.h5": hostile._edited_weights(widen)})  # fmt: skip
+    report = grade_file(path, shipped_spec("day097-cifar10").model_copy(update={"input_shape":
+                        [8, 8, 3], "evaluation": None}), settings=Settings())  # fmt: skip
+    assert report.status == "not_gradable", report
+    assert report.reason
+
+
+def _dataset_names(f: Any) -> list[str]:
+    names: list[str] = []
+    f.visit(lambda name: names.append(name) if hasattr(f[name], "shape") else None)
+    return names

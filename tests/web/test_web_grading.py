@@ -104,3 +104,20 @@ def test_infrastructure_failure_is_recorded(app: Flask, client: FlaskClient, mon
         assert sub.state == "error" and "sandbox unavailable" in sub.error_message
         assert not sub.uses_attempt
     assert b"Grading could not finish" in c.get(f"/submissions/{sid}").data
+
+
+def test_keras2_file_is_graded_through_the_web(thread_app: Flask, keras2_files: Path) -> None:
+    """A Day 96 answer saved by tf.keras (Keras 2), uploaded on the form."""
+    client = thread_app.test_client()
+    login(client, "alice")
+    model = keras2_files / "lesson_separable.h5"
+    response = client.post(
+        "/assignments/day096-separable/submit",
+        data={"model": (io.BytesIO(model.read_bytes()), "day96.h5")},
+        content_type="multipart/form-data",
+    )
+    sid = int(response.headers["Location"].rsplit("/", 1)[1])
+    sub = _wait(thread_app, sid)
+    assert sub.state == "graded", sub.log
+    page = client.get(f"/submissions/{sid}").get_data(as_text=True)
+    assert "100 / 100" in page and "SeparableConv2D" in page and "2,555" in page
