@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from pathlib import Path
 from grader import __version__
 from grader.checks import architecture_checks, fmt_shape
 from grader.data import TestSet, find_test_set
-from grader.errors import NotGradable
+from grader.errors import ConfigurationError, NotGradable
 from grader.inspection.architecture import Architecture
 from grader.inspection.static import Inspection, inspect_model
 from grader.metrics import score_predictions
@@ -82,6 +83,15 @@ def inspect_file(model_path: Path, spec: AssignmentSpec, settings: Settings) -> 
             f"shape {fmt_shape(expected)}. Set keras.Input(shape={tuple(spec.input_shape)})."
         )
     return inspection
+
+
+def require_loader(loader: str) -> None:
+    """A Keras 2 file needs tf-keras installed; without it that is the operator's problem."""
+    if loader == "tf_keras" and importlib.util.find_spec("tf_keras") is None:
+        raise ConfigurationError(
+            "This file was written by Keras 2 (tf.keras), which this installation cannot load: "
+            "install it with pip install --no-deps 'tf-keras~=2.21.0'."
+        )
 
 
 def batch_size_for(arch: Architecture, settings: Settings) -> int:
@@ -168,6 +178,7 @@ def grade_file(
         if evaluation is not None and test_set is None:
             test_set = find_test_set(None, settings.cifar10)
         notify("evaluating")
+        require_loader(inspection.loader)
         limits = SandboxLimits.from_settings(settings)
         if evaluation is not None:
             limits = dataclasses.replace(limits, wall_seconds=evaluation.time_limit_seconds)
