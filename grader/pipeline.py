@@ -225,12 +225,33 @@ def grade_file(
         )
         report.status = "passed" if all(c.passed for c in checks) else "failed"
     except NotGradable as exc:
-        report.status = "not_gradable"
-        report.reason = exc.reason
-        report.checks, report.score, report.score_breakdown = [], 0.0, []
-        rubric = spec.rubric
-        report.max_score = float(
-            rubric.architecture + rubric.parameters + (rubric.accuracy if spec.evaluation else 0)
-        )
+        report = refusal_report(spec, exc.reason, file_sha256=report.file_sha256,
+                                model=report.model, device=report.device)  # fmt: skip
     report.timings = {**clock.timings, "total": round(time.perf_counter() - started, 4)}
     return report
+
+
+def refusal_report(
+    spec: AssignmentSpec,
+    reason: str,
+    *,
+    file_sha256: str | None = None,
+    model: ModelInfo | None = None,
+    device: str | None = None,
+    timings: dict[str, float] | None = None,
+) -> Report:
+    """The "not gradable" report: no checks, no points, the reason in plain words."""
+    rubric = spec.rubric
+    maximum = rubric.architecture + rubric.parameters + (rubric.accuracy if spec.evaluation else 0)
+    return Report(
+        status="not_gradable",
+        reason=reason,
+        assignment=spec.id,
+        grader_version=__version__,
+        score=0.0,
+        max_score=float(maximum),
+        file_sha256=file_sha256,
+        model=model or ModelInfo(),
+        device=device,
+        timings=timings or {},
+    )

@@ -41,10 +41,6 @@ class Superseded(Exception):
     """The job's claim was taken away (requeued as stuck); stop without writing."""
 
 
-def _no_evaluation(*_args: Any, **_kwargs: Any) -> Any:
-    raise AssertionError("inspection passed: this file needs the evaluate queue")
-
-
 def _load(submission_id: int) -> tuple[Any, str, str]:
     from grader.web.extensions import db
     from grader.web.grading import spec_of
@@ -75,7 +71,7 @@ def _send(celery: Celery, submission_id: int, queue: str) -> None:
 
 def run_inspect(submission_id: int, celery: Celery, node: str) -> str:
     """The inspect job body (inside an app context). Returns what happened."""
-    from grader.pipeline import grade_file, inspect_file
+    from grader.pipeline import inspect_file, refusal_report
     from grader.web.grading import settings, storage
 
     token = lifecycle.claim(submission_id, INSPECT, node)
@@ -85,10 +81,13 @@ def run_inspect(submission_id: int, celery: Celery, node: str) -> str:
         spec, sha, fmt = _load(submission_id)
         with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
             model = storage().fetch(sha, Path(tmp) / f"model.{fmt}")
+            started = time.perf_counter()
             try:
                 inspect_file(model, spec, settings())
-            except NotGradable:
-                report = grade_file(model, spec, settings=settings(), evaluator=_no_evaluation)
+            except NotGradable as exc:  # the report comes from this one inspection
+                spent = round(time.perf_counter() - started, 4)
+                report = refusal_report(spec, exc.reason, file_sha256=sha,
+                                        timings={"inspect": spent, "total": spent})  # fmt: skip
                 return report.status if lifecycle.finish(submission_id, token, report) else "lost"
         if not lifecycle.handoff(submission_id, token):
             return "lost"
