@@ -520,22 +520,21 @@ def _inspect_hdf5(
     looked at.  The h5py visitors only collect names (an exception raised inside
     an h5py link-visit callback surfaces as a SystemError), checks run afterwards.
     """
+    links = h5.id.links
     for name in _collect(h5.visit_links, what):
-        try:
-            link = h5.get(name, getlink=True)
-        except TypeError as exc:  # h5py's answer to user-defined link types
-            raise NotGradable(f"{what} contains an unknown kind of link ({name!r}).") from exc
-        if isinstance(link, h5py.ExternalLink):
+        # The link's type from its header alone (h5py's get(getlink=True) costs ~0.3 ms each).
+        kind = links.get_info(name.encode("utf-8", "surrogateescape")).type
+        if kind == h5py.h5l.TYPE_EXTERNAL:
             raise NotGradable(f"{what} links to another file ({name!r}); this is not allowed.")
-        if isinstance(link, h5py.SoftLink):
+        if kind == h5py.h5l.TYPE_SOFT:
             raise NotGradable(f"{what} contains a soft link ({name!r}); this is not allowed.")
-        if not isinstance(link, h5py.HardLink):
+        if kind != h5py.h5l.TYPE_HARD:
             raise NotGradable(f"{what} contains an unknown kind of link ({name!r}).")
 
     shapes: dict[str, tuple[int, ...]] = {}
     total = 0
     for name in _collect(h5.visit, what):
-        obj = h5.get(name)
+        obj = h5[name]  # the name came from visit(): no existence check needed
         if isinstance(obj, h5py.Group):
             continue
         if not isinstance(obj, h5py.Dataset):
