@@ -62,7 +62,7 @@ def _assert_same(model, path: Path) -> None:
     inferred = [(x.type, x.output_shape, x.params, x.trainable_params) for x in arch.layers]
     assert inferred == _keras_rows(model)
     assert arch.total_params == model.count_params()
-    assert arch.output_shape == tuple(model.output.shape)
+    assert arch.output_shape == tuple(model.outputs[0].shape)
 
 
 def test_every_keras_layer_is_supported_or_refused_with_a_reason() -> None:
@@ -179,28 +179,37 @@ _other = st.sampled_from(
 )  # fmt: skip
 
 
-def _block(keras, x, spec):
+MERGES = ("residual", "concat", "add_op")
+
+
+def _layer(keras, spec):
+    """The layer for a non-merging block."""
     layers = keras.layers
     if isinstance(spec, dict):
         kind, k, s, p = spec["kind"], spec["kernel"], spec["strides"], spec["padding"]
         if kind == "DepthwiseConv2D":
             return layers.DepthwiseConv2D(k, s, p, depth_multiplier=spec["dm"],
-                                          use_bias=spec["bias"])(x)  # fmt: skip
+                                          use_bias=spec["bias"])  # fmt: skip
         kwargs = {"depth_multiplier": spec["dm"]} if kind == "SeparableConv2D" else {}
-        return getattr(layers, kind)(spec["filters"], k, s, p, use_bias=spec["bias"], **kwargs)(x)
+        return getattr(layers, kind)(spec["filters"], k, s, p, use_bias=spec["bias"], **kwargs)
     if spec == "MaxPooling2D":
-        return layers.MaxPooling2D(2, padding="same")(x)
+        return layers.MaxPooling2D(2, padding="same")
     if spec == "Dropout":
-        return layers.Dropout(0.1)(x)
+        return layers.Dropout(0.1)
     if spec == "GroupNormalization":
-        return layers.GroupNormalization(groups=1)(x)
+        return layers.GroupNormalization(groups=1)
+    return getattr(layers, spec)()
+
+
+def _block(keras, x, spec):
+    layers = keras.layers
     if spec == "residual":
         return layers.Add()([x, layers.Conv2D(x.shape[-1], 3, padding="same")(x)])
     if spec == "concat":
         return layers.Concatenate()([x, layers.Conv2D(2, 1)(x)])
     if spec == "add_op":
         return x + x * 0.5
-    return getattr(layers, spec)()(x)
+    return _layer(keras, spec)(x)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
@@ -208,17 +217,26 @@ def _block(keras, x, spec):
     blocks=st.lists(st.one_of(_conv, _other), min_size=1, max_size=6),
     size=st.integers(8, 20),
     head=st.sampled_from(["flatten", "gap"]),
+    sequential=st.booleans(),
 )
-def test_random_cnns_are_inferred_like_keras(blocks, size, head, tmp_path_factory):
+def test_random_cnns_are_inferred_like_keras(blocks, size, head, sequential, tmp_path_factory):
+    """Random Sequential and functional CNNs from the supported set, against Keras."""
     import keras
 
     inputs = keras.Input((size, size, 3))
-    x = inputs
+    x, used = inputs, []
     for spec in blocks:
-        if x.shape[1] < 4:
-            break
+        if x.shape[1] < 4 or (sequential and spec in MERGES):
+            continue
+        used.append(spec)
         x = _block(keras, x, spec)
-    x = keras.layers.Flatten()(x) if head == "flatten" else keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(10, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
+    head_layer = (
+        keras.layers.Flatten() if head == "flatten" else keras.layers.GlobalAveragePooling2D()
+    )
+    dense = keras.layers.Dense(10, activation="softmax")
+    if sequential:  # rebuilt from fresh layers: the ones above are already called
+        fresh = [_layer(keras, spec) for spec in used]
+        model = keras.Sequential([keras.Input((size, size, 3)), *fresh, head_layer, dense])
+    else:
+        model = keras.Model(inputs, dense(head_layer(x)))
     _assert_same(model, tmp_path_factory.mktemp("cnn") / "m.keras")
