@@ -125,14 +125,15 @@ def model_info(arch: Architecture, fmt: str | None) -> ModelInfo:
 
 
 def _cross_check(arch: Architecture, layers: list[dict], total: int) -> None:
-    """What Keras built must be what the file declared; a difference means tampering."""
+    """What Keras built must be what the file declared, layer by layer; a difference
+    means the file was tampered with (or the inference is wrong: never graded blind)."""
     if total != arch.total_params:
         raise NotGradable(
             f"The model Keras built has {total:,} parameters, but its stored configuration "
             f"declares {arch.total_params:,}. The file is inconsistent and cannot be graded."
         )
-    built = [layer["type"] for layer in layers if layer["type"] != "InputLayer"]
-    declared = [layer.type for layer in arch.layers]
+    built = [(x["type"], x.get("params")) for x in layers if x["type"] != "InputLayer"]
+    declared = [(x.type, x.params) for x in arch.layers]
     if built != declared:
         raise NotGradable(
             "The layers Keras built differ from the file's stored configuration; the file is "

@@ -120,6 +120,12 @@ LAYER_SAMPLES: dict[str, list[Sample]] = {
                       _l("Normalization", mean=[0.5, 0.4, 0.3], variance=[0.1, 0.2, 0.3]),
                       _l("Normalization", axis=(1, 2, 3))],
     "SpectralNormalization": [_wrap("SpectralNormalization", "Dense", {"units": 4}),
+                              _wrap("SpectralNormalization", "Conv2DTranspose", {"filters": 4,
+                                    "kernel_size": 3}, shape=IMG),
+                              _wrap("SpectralNormalization", "DepthwiseConv2D", {"kernel_size": 3,
+                                    "depth_multiplier": 2}, shape=IMG),
+                              _wrap("SpectralNormalization", "Embedding", {"input_dim": 10,
+                                    "output_dim": 3}, shape=(6,)),
                               _wrap("SpectralNormalization", "Conv2D", {"filters": 4,
                                     "kernel_size": 3}, shape=IMG)],
     "PReLU": [_l("PReLU"), _l("PReLU", shared_axes=[1, 2])],
@@ -245,9 +251,9 @@ OP_SAMPLES: dict[str, list[Sample]] = {
 }  # fmt: skip
 
 
-def op_sample(name: str) -> Sample:
-    """The sample for a vetted op: explicit above, or the op applied to the input alone."""
+def op_samples(name: str) -> list[Sample]:
+    """The samples for a vetted op: explicit above, or the op applied to the input alone."""
     if name in OP_SAMPLES:
-        return OP_SAMPLES[name][0]
+        return OP_SAMPLES[name]
     snake = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-    return _unary(snake)  # Relu6 -> relu6, LogSoftmax -> log_softmax
+    return [_unary(snake)]  # Relu6 -> relu6, LogSoftmax -> log_softmax

@@ -112,7 +112,7 @@ def test_hostile_numbers_are_refused_naming_the_field(conv: dict) -> None:
 
 def test_huge_integers_in_shape_arithmetic_are_refused() -> None:
     config = _sequential([None, 2**31 - 1, 2**31 - 1, 3], ("Flatten", {}), ("Dense", {"units": 4}))
-    _refused_fast(config, "tensor inside the model")
+    _refused_fast(config, "dimension over")
 
 
 # --- work ----------------------------------------------------------------------
@@ -136,7 +136,7 @@ def _shared_submodel_tower(levels: int, calls: int) -> dict:
                  "kwargs": {}})  # fmt: skip
             previous = (f"sub{level}", len(layer["inbound_nodes"]) - 1)
         outer = _functional([_input("in", [None, 4]), layer], f"sub{level}")
-        outer["config"]["output_layers"] = [f"sub{level}", calls - 1, 0]
+        outer["config"]["output_layers"] = [f"sub{level}", calls, 0]  # Keras 3: node 0 is its own
         inner = outer
     return inner
 

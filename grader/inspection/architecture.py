@@ -28,10 +28,21 @@ from grader.inspection.catalog import (
     OPS,
     Call,
     Out,
+    check_build_config,
+    compatible,
     elements,
     refusal,
 )
-from grader.inspection.values import Config, Shape, as_int, as_shape, fmt_shape, unwrap
+from grader.inspection.values import (
+    MAX_INT,
+    MAX_RANK,
+    Config,
+    Shape,
+    as_int,
+    as_shape,
+    fmt_shape,
+    unwrap,
+)
 
 # Modules Keras writes for built-in objects. Anything else (``os``, a user
 # package) names code Keras would import: refused.
@@ -52,7 +63,7 @@ MODEL_MODULES = frozenset(
     for package in ("keras.src.models", "keras.src.engine", "tf_keras.src.engine")
     for module in ("functional", "sequential", "model", "training")
 )
-OP_MODULES = frozenset(module for module, _ in OPS)
+OP_PACKAGE = "keras.src.ops."  # every module under it holds operations, vetted or not
 APPLICATION_NAMES = frozenset(name for _, name in APPLICATION_LAYERS)
 
 # Serialized objects that may appear inside a layer's configuration.
@@ -234,7 +245,7 @@ def _check_objects(config: Any, depth_budget: int) -> None:
                 f"'{class_name}' is registered as the custom object '{registered}'. Custom "
                 "classes cannot be graded: use built-in Keras layers only."
             )
-        if module in OP_MODULES:
+        if isinstance(module, str) and module.startswith(OP_PACKAGE):
             if (module, class_name) not in OPS:
                 raise NotGradable(refusal(class_name, module))
             continue
@@ -366,12 +377,6 @@ def _input_layer_shape(cfg: Any) -> Shape:
     raise NotGradable("The model's InputLayer declares no shape.")
 
 
-def _compatible(a: Shape, b: Shape) -> bool:
-    return len(a) == len(b) and all(
-        x is None or y is None or x == y for x, y in zip(a, b, strict=True)
-    )
-
-
 class _Walker:
     """Infers shapes call by call, flattening nested models into one layer table."""
 
@@ -380,7 +385,8 @@ class _Walker:
         self.layers: list[Layer] = []
         self.resources = Resources()
         self.visits = 0
-        self._models: dict[int, tuple[Shape, Shape]] = {}  # id(config) -> (input, output)
+        # (id(config), input shape) -> (output shape, FLOPs of one call)
+        self._models: dict[tuple[int, Shape], tuple[Shape, int]] = {}
 
     def model(
         self, obj: dict, incoming: Shape | None, prefix: str, depth: int, trainable: bool = True
@@ -417,7 +423,7 @@ class _Walker:
                 "The model has no input shape, so it was never built: add keras.Input(...) "
                 "before saving."
             )
-        self._check_incoming(incoming, shape)
+        shape = self._called_with(incoming, shape)
         input_shape = shape
         for layer in layers:
             shape = self._call(layer, Call([shape]), prefix, depth, trainable, first=True)[0]
@@ -439,6 +445,26 @@ class _Walker:
         # table reads like the model's own summary whatever the graph's shape.
         items: list[tuple[dict, str, int, _Node]] = []
         names: set[str] = set()
+        # Calls of a nested model are numbered from 1 where they are referred to in
+        # tf.keras 2 files, and in input_layers/output_layers of Keras 3 files: node 0
+        # is the model's own. Calls are stored here under their 0-based position.
+        nested = {
+            str(x.get("name") or x["config"].get("name"))
+            for x in layers
+            if isinstance(x, dict) and x.get("class_name") in MODEL_CLASSES
+            and isinstance(x.get("config"), dict)
+        }  # fmt: skip
+        keras2 = any(
+            isinstance(x, dict) and isinstance(x.get("inbound_nodes"), list)
+            and any(isinstance(node, list) for node in x["inbound_nodes"])
+            for x in layers
+        )  # fmt: skip
+
+        def canonical(ref: TensorKey, endpoint: bool) -> TensorKey:
+            if ref[0] in nested and (keras2 or endpoint) and ref[1] > 0:
+                return (ref[0], ref[1] - 1, ref[2])
+            return ref
+
         for layer in layers:
             if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
                 raise NotGradable("A layer in the model's configuration is malformed.")
@@ -454,7 +480,10 @@ class _Walker:
                 raise NotGradable(f"The calls of layer '{name[:80]}' are malformed.")
             for index, node in enumerate(nodes):
                 self._visit()
-                items.append((layer, name, index, _parse_node(node)))
+                parsed = _parse_node(node)
+                parsed.refs = [canonical(r, False) for r in parsed.refs]
+                parsed.named = {k: canonical(r, False) for k, r in parsed.named.items()}
+                items.append((layer, name, index, parsed))
                 if len(items) > 4 * self.limits.max_layers:
                     raise NotGradable(
                         f"The model calls its layers more than {4 * self.limits.max_layers:,} "
@@ -476,8 +505,7 @@ class _Walker:
             position = heapq.heappop(ready)
             layer, name, index, node = items[position]
             if layer["class_name"] == "InputLayer":
-                shapes = [_input_layer_shape(layer["config"])]
-                self._check_incoming(incoming, shapes[0])
+                shapes = [self._called_with(incoming, _input_layer_shape(layer["config"]))]
             else:
                 try:
                     call = Call(
@@ -507,16 +535,21 @@ class _Walker:
         if len(results) != 1:
             raise NotGradable("The model must have exactly one output.")
         try:
-            return outputs[inputs[0]], outputs[results[0]]
+            return outputs[canonical(inputs[0], True)], outputs[canonical(results[0], True)]
         except KeyError:
             raise NotGradable("The model's input or output is not one of its layers.") from None
 
-    def _check_incoming(self, incoming: Shape | None, declared: Shape) -> None:
-        if incoming is not None and not _compatible(incoming, declared):
+    def _called_with(self, incoming: Shape | None, declared: Shape) -> Shape:
+        """A nested model's input: its declared shape, with the sizes it leaves open
+        (``Input((None, None, 3))``) taken from the tensor it is called on."""
+        if incoming is None:
+            return declared
+        if not compatible(incoming, declared):
             raise NotGradable(
                 f"A nested model expecting {fmt_shape(declared)} is called on a tensor of shape "
                 f"{fmt_shape(incoming)}."
             )
+        return tuple(d if d is not None else i for d, i in zip(declared, incoming, strict=True))
 
     def _visit(self) -> None:
         """Counts work; the walk is linear, so a crafted file runs out of budget, not time."""
@@ -538,7 +571,7 @@ class _Walker:
         if class_name in MODEL_CLASSES:
             return [self._nested(layer, call, f"{prefix}{name}/", depth, layer_trainable, first)]
         module = layer.get("module")
-        if module in OP_MODULES:
+        if isinstance(module, str) and module.startswith(OP_PACKAGE):
             out = OPS[(module, class_name)](Config(cfg, class_name), call)
             self.resources.operations += 1
             self._account(out, count_layer=True)
@@ -547,7 +580,7 @@ class _Walker:
             raise NotGradable(refusal(str(class_name), module))
         out = LAYERS[class_name](Config(cfg, class_name, name), call)
         if first and class_name != "InputLayer":
-            _check_build_config(layer, call, name)
+            check_build_config(layer, call, name)
             self.layers.append(
                 Layer(
                     name=name,
@@ -556,7 +589,7 @@ class _Walker:
                     output_shape=out.shape,
                     params=out.params,
                     trainable_params=out.params - out.non_trainable if layer_trainable else 0,
-                    attributes={k: _plain(cfg[k]) for k in REPORTED_ATTRIBUTES if k in cfg},
+                    attributes={k: unwrap(cfg[k]) for k in REPORTED_ATTRIBUTES if k in cfg},
                 )
             )
             self.resources.constants += out.constants
@@ -571,20 +604,34 @@ class _Walker:
     def _nested(
         self, layer: dict, call: Call, prefix: str, depth: int, trainable: bool, first: bool
     ) -> Shape:
+        """A nested model: walked once per input shape, its cost counted on every call."""
         incoming = call.one()
-        key = id(layer)
-        if not first and key in self._models:  # a shared sub-model: analysed once
-            declared, out = self._models[key]
-            self._check_incoming(incoming, declared)
+        key = (id(layer), incoming)
+        if key not in self._models:
+            start, flops = len(self.layers), self.resources.flops
+            _, out = self.model(layer, incoming, prefix, depth + 1, trainable)
+            if not first:  # called again: its layers are already in the table
+                del self.layers[start:]
+            self._models[key] = (out, self.resources.flops - flops)
             return out
-        start = len(self.layers)
-        declared, out = self.model(layer, incoming, prefix, depth + 1, trainable)
-        if not first:  # called again with its layers already in the table
-            del self.layers[start:]
-        self._models[key] = (declared, out)
+        out, flops = self._models[key]
+        self.resources.flops += flops
+        if self.resources.flops > self.limits.max_flops:
+            _check_caps(Architecture("", (), (), [], self.resources), self.limits)
         return out
 
     def _account(self, out: Out, count_layer: bool) -> None:
+        for shape in out.shapes:
+            if len(shape) > MAX_RANK:
+                raise NotGradable(
+                    f"A layer of the model would produce a tensor of rank {len(shape)}, more "
+                    f"than {MAX_RANK}: no real model does."
+                )
+            if any(d is not None and d > MAX_INT for d in shape):
+                raise NotGradable(
+                    f"A layer of the model would produce a tensor dimension over {MAX_INT:,}: "
+                    "no real model does."
+                )
         res = self.resources
         if count_layer and len(self.layers) + res.operations > self.limits.max_layers:
             raise NotGradable(
@@ -602,37 +649,3 @@ class _Walker:
         if res.peak_activation_bytes > self.limits.max_activation_bytes or \
                 res.flops > self.limits.max_flops:  # fmt: skip
             _check_caps(Architecture("", (), (), [], res), self.limits)
-
-
-def _check_build_config(layer: dict, call: Call, name: str) -> None:
-    """Keras builds a layer from its ``build_config`` before connecting it: the shape
-    there decides how many weights are allocated, so it must be the real input's."""
-    build = layer.get("build_config")
-    if build is None:
-        return
-    declared = build.get("input_shape") if isinstance(build, dict) else None
-    if declared is None:
-        return
-    declared = unwrap(declared)
-    actual = call.inputs
-    if len(actual) == 1 and not (isinstance(declared, list) and declared and
-                                 isinstance(unwrap(declared[0]), list)):  # fmt: skip
-        shapes = [declared]
-    elif isinstance(declared, list) and len(declared) == len(actual):
-        shapes = declared
-    else:
-        shapes = None
-    ok = shapes is not None and all(
-        _compatible(as_shape(s, f"The build shape of layer '{name}'"), a)
-        for s, a in zip(shapes, actual, strict=True)
-    )
-    if not ok:
-        raise NotGradable(
-            f"Layer '{name[:80]}' declares a build shape {str(declared)[:80]} that differs from "
-            f"its input {', '.join(fmt_shape(a) for a in actual)}; the file was edited and "
-            "cannot be graded."
-        )
-
-
-def _plain(value: Any) -> Any:
-    return unwrap(value)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import NotGradable
-from grader.inspection.values import Config, Shape, fmt_shape
+from grader.inspection.values import Config, Shape, as_shape, fmt_shape, unwrap
 
 
 @dataclass
@@ -27,10 +27,16 @@ class Call:
     named: dict[str, Shape] = field(default_factory=dict)  # tensor keyword arguments
     args: list[Any] = field(default_factory=list)  # positional arguments, tensors as None
 
+    @property
+    def positional(self) -> list[Shape]:
+        """Tensor arguments passed by position (``mask=``, ``initial_state=`` left out)."""
+        return self.inputs[: len(self.inputs) - len(self.named)]
+
     def one(self, rank: int | None = None, *, at_least: int | None = None) -> Shape:
-        if len(self.inputs) != 1:
-            raise NotGradable(f"A single-input layer was called on {len(self.inputs)} tensors.")
-        shape = self.inputs[0]
+        tensors = self.positional
+        if len(tensors) != 1:
+            raise NotGradable(f"A single-input layer was called on {len(tensors)} tensors.")
+        shape = tensors[0]
         if rank is not None and len(shape) != rank:
             raise NotGradable(
                 f"A layer expecting a tensor of rank {rank} (e.g. {rank - 2}-D feature maps) "
@@ -168,7 +174,45 @@ def infer_layer(obj: Any, call: Call) -> Out:
     if fn is None:
         raise NotGradable(refusal(class_name, obj.get("module")))
     cfg = Config(obj.get("config"), class_name)
+    check_build_config(obj, call, class_name)  # Keras builds wrapped layers from it too
     return fn(cfg, call)
+
+
+def check_build_config(layer: dict, call: Call, name: str) -> None:
+    """Keras builds a layer from its ``build_config`` before connecting it: the shape
+    there decides how many weights are allocated, so it must be the real input's."""
+    build = layer.get("build_config")
+    if build is None:
+        return
+    declared = build.get("input_shape") if isinstance(build, dict) else None
+    if declared is None:
+        return
+    declared = unwrap(declared)
+    actual = call.inputs
+    if len(actual) == 1 and not (isinstance(declared, list) and declared and
+                                 isinstance(unwrap(declared[0]), list)):  # fmt: skip
+        shapes = [declared]
+    elif isinstance(declared, list) and len(declared) == len(actual):
+        shapes = declared
+    else:
+        shapes = None
+    ok = shapes is not None and all(
+        compatible(as_shape(s, f"The build shape of layer '{name}'"), a)
+        for s, a in zip(shapes, actual, strict=True)
+    )
+    if not ok:
+        raise NotGradable(
+            f"Layer '{name[:80]}' declares a build shape {str(declared)[:80]} that differs from "
+            f"its input {', '.join(fmt_shape(a) for a in actual)}; the file was edited and "
+            "cannot be graded."
+        )
+
+
+def compatible(a: Shape, b: Shape) -> bool:
+    """Same rank, and equal sizes wherever both are known."""
+    return len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b, strict=True)
+    )
 
 
 def elements(shape: Shape) -> int:

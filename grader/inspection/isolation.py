@@ -63,10 +63,21 @@ def run_isolated(
         _child(work, read_fd, write_fd, timeout_s, memory_bytes)
     os.close(write_fd)
     try:
-        output = _collect(read_fd, pid, timeout_s, too_slow)
+        output = _collect(read_fd, pid, timeout_s)
+    except TimeoutError:
+        cpu = _reap(pid)
+        if cpu < timeout_s / 2:  # it was starved, not busy: the machine's fault, not the file's
+            raise SandboxUnavailable(
+                f"the inspection child got {cpu:.1f} s of CPU in {timeout_s:g} s: overloaded"
+            ) from None
+        raise NotGradable(too_slow) from None
+    except BaseException:
+        _reap(pid)
+        raise
+    else:
+        _reap(pid)
     finally:
         os.close(read_fd)
-        _reap(pid)
     try:
         payload = json.loads(output)
     except ValueError:
@@ -118,16 +129,15 @@ def _limit(timeout_s: float, memory_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _collect(read_fd: int, pid: int, timeout_s: float, too_slow: str) -> bytes:
-    """Read the child's answer with a deadline; a child that overstays is killed."""
+def _collect(read_fd: int, pid: int, timeout_s: float) -> bytes:
+    """Read the child's answer; TimeoutError when it overstays its deadline."""
     deadline = time.monotonic() + timeout_s
     chunks: list[bytes] = []
     total = 0
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            _kill(pid)
-            raise NotGradable(too_slow)
+            raise TimeoutError
         ready, _, _ = select.select([read_fd], [], [], remaining)
         if not ready:
             continue
@@ -146,7 +156,11 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _reap(pid: int) -> None:
-    """The child has answered (EOF) or overstayed: make sure it is gone, then reap it."""
+def _reap(pid: int) -> float:
+    """Make sure the child is gone and reap it; the CPU seconds it used."""
     _kill(pid)
-    os.waitpid(pid, 0)
+    try:
+        _, _, usage = os.wait4(pid, 0)
+    except ChildProcessError:  # already reaped
+        return 0.0
+    return usage.ru_utime + usage.ru_stime

@@ -277,8 +277,24 @@ def _normalization(cfg: Config, call: Call) -> Out:
 
 @register("SpectralNormalization")
 def _spectral(cfg: Config, call: Call) -> Out:
-    inner = infer_layer(cfg.get("layer"), call)
-    return Out(inner.shapes, inner.params + inner.shape[-1], inner.non_trainable + inner.shape[-1])
+    """The wrapped layer's weights plus ``vector_u``, one number per column of its kernel."""
+    inner_obj = cfg.get("layer")
+    kind = inner_obj.get("class_name") if isinstance(inner_obj, dict) else None
+    inner = infer_layer(inner_obj, call)
+    inner_cfg = Config(inner_obj.get("config") if isinstance(inner_obj, dict) else None, str(kind))
+    if kind in ("Dense", "Conv1D", "Conv2D", "Conv3D"):
+        columns = inner.shape[-1]
+    elif kind in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
+        columns = channels(call.one(), cfg)  # kernel (..., filters, input channels)
+    elif kind in ("DepthwiseConv1D", "DepthwiseConv2D"):
+        columns = inner_cfg.int("depth_multiplier", 1)
+    elif kind == "Embedding":
+        columns = inner_cfg.int("output_dim")
+    else:
+        raise NotGradable(
+            f"Layer '{cfg.layer}': SpectralNormalization wraps a {kind}, which has no kernel."
+        )
+    return Out(inner.shapes, inner.params + columns, inner.non_trainable + columns)
 
 
 # --- activations, regularization, identity-shaped layers ---------------------

@@ -20,7 +20,7 @@ from grader.inspection.values import Config, Shape, as_int, fmt_shape
 
 def _sequence_inputs(cfg: Config, call: Call) -> tuple[Shape, Shape, Shape]:
     """Query, value and key shapes, whether passed positionally (``[q, v, k]``) or by name."""
-    positional = call.inputs[: len(call.inputs) - len(call.named)]
+    positional = call.positional
     query = call.named.get("query") or (positional[0] if positional else None)
     value = call.named.get("value") or (positional[1] if len(positional) > 1 else None)
     if query is None or value is None:
@@ -268,8 +268,11 @@ def _bidirectional(cfg: Config, call: Call) -> Out:
     forward = infer_layer(cfg.get("layer"), call)
     backward = infer_layer(cfg.get("backward_layer"), call) if cfg.has("backward_layer") \
         else forward  # fmt: skip
-    mode = cfg.get("merge_mode", "concat")
+    mode = cfg.raw.get("merge_mode", "concat")
     out = forward.shape
+    if mode is None:  # both directions returned, as two outputs
+        return Out([out, backward.shape], forward.params + backward.params,
+                   forward.non_trainable + backward.non_trainable)  # fmt: skip
     if mode == "concat":
         last = None if None in (out[-1], backward.shape[-1]) else out[-1] + backward.shape[-1]
         out = (*out[:-1], last)  # type: ignore[operator]

@@ -132,6 +132,22 @@ def read_model_file(
         fh.close()
 
 
+def written_by(keras_version: str | None) -> int:
+    """The Keras major version that wrote a file (3 when the file does not say)."""
+    head = (keras_version or "3").strip().split(".")[0]
+    return int(head) if head.isdigit() and len(head) < 3 else 3
+
+
+def _check_writer(keras_version: str | None) -> None:
+    """Keras 1 files hold a configuration no current Keras reads: say how to re-save."""
+    if written_by(keras_version) < 2:
+        raise NotGradable(
+            f"This file was written by Keras {keras_version}, whose format no current Keras "
+            "can read. Load it in your Keras 1 setup and save it again from Keras 2 or 3. "
+            + SAVE_ADVICE
+        )
+
+
 # --------------------------------------------------------------------------- opening
 
 
@@ -249,6 +265,7 @@ def _read_keras(fh: BinaryIO, settings: Settings, budget: WeightBudget | None) -
                 raise NotGradable(DAMAGED.format(detail=" (metadata.json is not a JSON object)"))
             version = meta.get("keras_version")
             keras_version = version if isinstance(version, str) else None
+        _check_writer(keras_version)
 
         cap = settings.max_uncompressed_bytes - len(config_bytes)
         declared = by_name[WEIGHTS_MEMBER].file_size
@@ -464,6 +481,7 @@ def _read_h5_model(fh: BinaryIO, settings: Settings, budget: WeightBudget | None
     config = _parse_json(result["config"], "The model configuration")
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise NotGradable("The .h5 file's model_config does not describe a Keras model.")
+    _check_writer(result["version"])
     if budget is not None:
         _check_weight_budget(result["bytes"], budget(config))
     return ModelFile("h5", config, result["version"], result["shapes"], result["bytes"])

@@ -8,12 +8,21 @@ below are pure tensor arithmetic with a shape rule each.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from grader.errors import NotGradable
 from grader.inspection.catalog import Call, Out, register_op
-from grader.inspection.layers_core import broadcast, concatenate, reshape_to
-from grader.inspection.values import MAX_INT, Config, Shape, as_int, normalise_axis, unwrap
+from grader.inspection.layers_core import broadcast, concatenate
+from grader.inspection.values import (
+    MAX_INT,
+    MAX_RANK,
+    Config,
+    Shape,
+    as_int,
+    normalise_axis,
+    unwrap,
+)
 
 NUMPY, NN, CORE, MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.ops.core", \
     "keras.src.ops.math"  # fmt: skip
@@ -34,6 +43,15 @@ NN_UNARY = (
     "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid", "HardSilu", "HardTanh", "LogSigmoid",
     "SparsePlus", "Squareplus", "TanhShrink", "SoftShrink", "HardShrink",
 )  # fmt: skip
+
+
+def _across_batch(what: str) -> NotGradable:
+    """The grader counts cost per image, along axis 0: an operation that mixes images
+    (reshaping, reducing or joining along the batch axis) has no per-image meaning."""
+    return NotGradable(
+        f"The operation {what} works across the batch axis (axis 0), mixing images; "
+        "the grader evaluates each image on its own."
+    )
 
 
 def _tensors(call: Call, name: str) -> list[Shape]:
@@ -70,6 +88,8 @@ def _reduce(cfg: Config, call: Call) -> Out:
     (shape,) = _tensors(call, cfg.kind)[:1]
     axis = cfg.get("axis")
     axes = set(range(len(shape))) if axis is None else set(cfg.axes("axis", None, len(shape)))
+    if 0 in axes:
+        raise _across_batch(cfg.kind)
     keep = cfg.bool("keepdims", False)
     out = [1 if i in axes else d for i, d in enumerate(shape)] if keep else \
         [d for i, d in enumerate(shape) if i not in axes]  # fmt: skip
@@ -81,33 +101,42 @@ def _reshape(cfg: Config, call: Call) -> Out:
     (shape,) = _tensors(call, cfg.kind)[:1]
     raw = cfg.get("newshape")
     items = raw if isinstance(raw, list) else [raw]
+    if len(items) > MAX_RANK:
+        raise cfg.bad("newshape", f"has more than {MAX_RANK} dimensions")
     target = [as_int(v, low=-1, error=lambda why: cfg.bad("newshape", why)) for v in items]
     if not target or 0 in target:
         raise cfg.bad("newshape", "is empty or contains 0")
-    if target.count(-1) > 1:
-        raise cfg.bad("newshape", "has more than one -1")
-    if None in shape:  # as Keras: the -1 becomes unknown, the other sizes stay as written
-        return Out([tuple(None if v == -1 else v for v in target)])
-    return Out([reshape_to((None, *shape), target, "A reshape operation")[1:]])
+    if target[0] != -1 or -1 in target[1:]:  # the batch stays first, images stay apart
+        raise _across_batch("reshape")
+    per_image = shape[1:]
+    if None not in per_image and math.prod(target[1:]) != math.prod(per_image):  # type: ignore[arg-type]
+        raise _across_batch("reshape")
+    return Out([(shape[0], *target[1:])])
 
 
 @register_op(NUMPY, "Transpose")
 def _transpose(cfg: Config, call: Call) -> Out:
     (shape,) = _tensors(call, cfg.kind)[:1]
     axes = cfg.get("axes")
-    if axes is None:
-        return Out([tuple(reversed(shape))])
-    order = cfg.axes("axes", None, len(shape))
+    order = list(reversed(range(len(shape)))) if axes is None else \
+        cfg.axes("axes", None, len(shape))  # fmt: skip
     if sorted(order) != list(range(len(shape))):
         raise cfg.bad("axes", "is not a permutation of the tensor's axes")
+    if order[0] != 0:
+        raise _across_batch("transpose")
     return Out([tuple(shape[i] for i in order)])
 
 
 @register_op(NUMPY, "ExpandDims")
 def _expand_dims(cfg: Config, call: Call) -> Out:
     (shape,) = _tensors(call, cfg.kind)[:1]
+    raw = cfg.get("axis")
+    count = len(raw) if isinstance(raw, list) else 1
+    axes = sorted(cfg.axes("axis", None, len(shape) + count))  # as NumPy: against the new rank
+    if 0 in axes:
+        raise _across_batch("expand_dims")
     out = list(shape)
-    for axis in sorted(cfg.axes("axis", None, len(shape) + 1)):
+    for axis in axes:
         out.insert(axis, 1)
     return Out([tuple(out)])
 
@@ -118,6 +147,8 @@ def _squeeze(cfg: Config, call: Call) -> Out:
     if cfg.get("axis") is None:
         return Out([tuple(d for d in shape if d != 1)])
     axes = set(cfg.axes("axis", None, len(shape)))
+    if 0 in axes:
+        raise _across_batch("squeeze")
     if any(shape[a] not in (1, None) for a in axes):
         raise cfg.bad("axis", "names an axis whose size is not 1")
     return Out([tuple(d for i, d in enumerate(shape) if i not in axes)])
@@ -125,7 +156,10 @@ def _squeeze(cfg: Config, call: Call) -> Out:
 
 @register_op(NUMPY, "Concatenate")
 def _concatenate(cfg: Config, call: Call) -> Out:
-    return Out([concatenate(_tensors(call, cfg.kind), cfg.get("axis", 0), "A concatenation")])
+    shapes = _tensors(call, cfg.kind)
+    if normalise_axis(cfg.get("axis", 0), len(shapes[0])) == 0:
+        raise _across_batch("concatenate")
+    return Out([concatenate(shapes, cfg.get("axis", 0), "A concatenation")])
 
 
 @register_op(NUMPY, "Stack")
@@ -135,6 +169,8 @@ def _stack(cfg: Config, call: Call) -> Out:
     if any(len(s) != len(first) for s in shapes):
         raise NotGradable("A stack operation joins tensors of different ranks.")
     axis = normalise_axis(cfg.get("axis", 0), len(first) + 1)
+    if axis == 0:
+        raise _across_batch("stack")
     out = list(first)
     out.insert(axis, len(shapes))
     return Out([tuple(out)])
@@ -143,8 +179,8 @@ def _stack(cfg: Config, call: Call) -> Out:
 @register_op(NUMPY, "Matmul")
 def _matmul(cfg: Config, call: Call) -> Out:
     shapes = _tensors(call, cfg.kind)
-    if len(shapes) != 2 or min(len(s) for s in shapes) < 2:
-        raise NotGradable("A matrix product needs two tensors of rank 2 or more.")
+    if len(shapes) != 2 or min(len(s) for s in shapes) < 3:  # batch, then matrices
+        raise _across_batch("matmul on a matrix without its own batch axis")
     a, b = shapes
     if a[-1] is not None and b[-2] is not None and a[-1] != b[-2]:
         raise NotGradable("A matrix product multiplies matrices of incompatible sizes.")
@@ -161,6 +197,8 @@ def _get_item(cfg: Config, call: Call) -> Out:
     key = unwrap(call.args[1])
     items = key if isinstance(key, list) else [key]
     kinds = [_index_kind(item) for item in items]
+    if kinds and not _whole(items[0], kinds[0]):  # x[:, ...] or x[..., ...] keep every image
+        raise _across_batch("x[...] on the batch axis")
     if kinds.count("ellipsis") > 1:
         raise NotGradable("An indexing operation uses more than one ellipsis.")
     consumed = sum(k in ("int", "slice") for k in kinds)
@@ -199,6 +237,13 @@ def _index_kind(item: Any) -> str:
             isinstance(item.get("config"), dict):  # fmt: skip
         return "slice"
     raise NotGradable("An indexing operation (x[...]) uses an index that is not supported.")
+
+
+def _whole(item: Any, kind: str) -> bool:
+    """Whether an index takes the whole axis: ``:`` or ``...``."""
+    if kind == "ellipsis":
+        return True
+    return kind == "slice" and all(item["config"].get(k) is None for k in ("start", "stop", "step"))
 
 
 def _slice_length(size: int | None, spec: dict) -> int | None:

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.errors import NotGradable
 from grader.inspection.architecture import Architecture, Layer, Limits, Resources, analyse
 from grader.inspection.isolation import run_isolated
-from grader.inspection.modelfile import read_model_file
+from grader.inspection.modelfile import read_model_file, written_by
 from grader.settings import Settings
 
 # Weights may be float64, and a legacy .h5 may carry an optimizer's two slots per
@@ -37,12 +36,6 @@ class Inspection:
     def loader(self) -> str:
         """Keras 2 files are loaded by Keras 2 (tf-keras), so their numbers are its own."""
         return "tf_keras" if written_by(self.keras_version) == 2 else "keras"
-
-
-def written_by(keras_version: str | None) -> int:
-    """The Keras major version that wrote a file (3 when the file does not say)."""
-    head = (keras_version or "3").strip().split(".")[0]
-    return int(head) if head.isdigit() and len(head) < 3 else 3
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -67,8 +60,6 @@ def inspect_model(path: Path, settings: Settings) -> Inspection:
             return BYTES_PER_PARAM_ALLOWED * analysed[0].total_params + WEIGHT_SLACK_BYTES
 
         model_file = read_model_file(path, settings, weight_budget)
-        if written_by(model_file.keras_version) < 2:
-            raise NotGradable(keras1_message(model_file.keras_version))
         arch = analysed[0] if analysed else analyse(model_file.model_config, limits)
         return {
             "format": model_file.format,
@@ -85,15 +76,6 @@ def inspect_model(path: Path, settings: Settings) -> Inspection:
     )
     return Inspection(
         result["format"], result["keras_version"], _architecture(result["architecture"])
-    )
-
-
-def keras1_message(version: str | None) -> str:
-    return (
-        f"This file was written by Keras {version}, whose format no current Keras can read. "
-        "Load it in your Keras 1 setup and save it again from Keras 2 or 3: "
-        "model.save('model.h5') (TensorFlow 2.15 or older) or model.save('model.keras') "
-        "(TensorFlow 2.16 or newer)."
     )
 
 

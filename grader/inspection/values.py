@@ -20,6 +20,7 @@ Shape = tuple[int | None, ...]
 # No real tensor dimension, kernel, stride or unit count comes near this; the
 # bound keeps every product of a few of them a small, exact integer.
 MAX_INT = 2**31 - 1
+MAX_RANK = 16  # dimensions of any tensor, declared or inferred
 
 
 def unwrap(value: Any) -> Any:
@@ -100,6 +101,8 @@ class Config:
         """Axis or list of axes, normalised to 0..rank-1."""
         value = self.get(key, default)
         items = value if isinstance(value, list) else [value]
+        if len(items) > MAX_RANK or len(set(map(repr, items))) != len(items):
+            raise self.bad(key, "repeats an axis or names too many")
         return [normalise_axis(v, rank, lambda why: self.bad(key, why)) for v in items]
 
 
@@ -135,8 +138,8 @@ def as_shape(value: Any, what: str) -> Shape:
     value = unwrap(value)
     if not isinstance(value, list):
         raise NotGradable(f"{what} is not a list of sizes.")
-    if len(value) > 16:
-        raise NotGradable(f"{what} has {len(value)} dimensions; at most 16 are supported.")
+    if len(value) > MAX_RANK:
+        raise NotGradable(f"{what} has {len(value)} dimensions; at most {MAX_RANK} are supported.")
 
     def fail(why: str) -> NotGradable:
         return NotGradable(f"{what}: a size {why}.")
