@@ -81,11 +81,15 @@ LAYER_SAMPLES: dict[str, list[Sample]] = {
     "DepthwiseConv1D": [_l("DepthwiseConv1D", 3, depth_multiplier=2, shape=SEQ)],
     "DepthwiseConv2D": [_l("DepthwiseConv2D", 3), _l("DepthwiseConv2D", 5, strides=2,
                         padding="same", depth_multiplier=2)],
-    "Dense": [_l("Dense", 7), _l("Dense", 3, use_bias=False, shape=SEQ)],
+    "Dense": [_l("Dense", 7), _l("Dense", 3, use_bias=False, shape=SEQ),
+              _l("Dense", 6, lora_rank=2, shape=(5,))],
     "EinsumDense": [_l("EinsumDense", "ab,bc->ac", output_shape=4, bias_axes="c", shape=(5,)),
                     _l("EinsumDense", "abc,cd->abd", output_shape=(None, 4), shape=SEQ),
                     _l("EinsumDense", "...b,bc->...c", output_shape=4, bias_axes="c")],
-    "Embedding": [_l("Embedding", 10, 4, shape=(6,))],
+    "Embedding": [_l("Embedding", 10, 4, shape=(6,)), _l("Embedding", 10, 4, lora_rank=2,
+                  shape=(6,)),
+                  (SEQ[:1], lambda keras, x: keras.layers.LSTM(3)(
+                      keras.layers.Embedding(10, 4, mask_zero=True)(x)))],
     "ReversibleEmbedding": [_l("ReversibleEmbedding", 10, 4, shape=(6,)),
                             _l("ReversibleEmbedding", 10, 4, tie_weights=False, shape=(6,))],
     "MaxPooling1D": [_l("MaxPooling1D", shape=SEQ)],
@@ -171,6 +175,8 @@ LAYER_SAMPLES: dict[str, list[Sample]] = {
                       shape=(3, 6, 6, 2))],
     "ConvLSTM3D": [_l("ConvLSTM3D", 2, 2, shape=(2, 4, 4, 4, 1))],
     "Bidirectional": [_wrap("Bidirectional", "LSTM", {"units": 3}),
+                      (SEQ, lambda keras, x: keras.layers.Concatenate()(keras.layers.Bidirectional(
+                          keras.layers.GRU(2), merge_mode=None)(x))),
                       _wrap("Bidirectional", "GRU", {"units": 2, "return_sequences": True},
                             merge_mode="sum")],
     "TimeDistributed": [_wrap("TimeDistributed", "Dense", {"units": 3}),
@@ -200,6 +206,9 @@ for _name in (
         "MaxNumBoundingBoxes": (4,), "SpatialDropout2D": (0.2,), "RandomColorDegeneration": (0.2,),
     }.get(_name, ())  # fmt: skip
     LAYER_SAMPLES[_name] = [_l(_name, *_args)]
+LAYER_SAMPLES["Masking"].append(
+    (SEQ, lambda keras, x: keras.layers.LSTM(3)(keras.layers.Masking()(x)))
+)  # Keras adds NotEqual/Any ops and a mask= keyword
 LAYER_SAMPLES["SpatialDropout1D"] = [_l("SpatialDropout1D", 0.2, shape=SEQ)]
 LAYER_SAMPLES["SpatialDropout3D"] = [_l("SpatialDropout3D", 0.2, shape=VOL)]
 
@@ -241,13 +250,24 @@ OP_SAMPLES: dict[str, list[Sample]] = {
     "Amin": [_op(lambda o, x: o.amin(x, axis=2))],
     "Reshape": [_op(lambda o, x: o.reshape(x, (-1, 36, 12)))],
     "Transpose": [_op(lambda o, x: o.transpose(x, (0, 3, 1, 2)))],
-    "ExpandDims": [_op(lambda o, x: o.expand_dims(x, 1))],
     "Squeeze": [_op(lambda o, x: o.squeeze(x[..., :1], axis=-1))],
     "Concatenate": [_op(lambda o, x: o.concatenate([x, x], axis=-1))],
     "Stack": [_op(lambda o, x: o.stack([x, x], axis=1))],
     "Matmul": [_op(lambda o, x: o.matmul(x, o.transpose(x, (0, 2, 1))), shape=SEQ)],
     "GetItem": [_op(lambda o, x: x[:, 1:10:2, ..., :2]), _op(lambda o, x: x[:, 0]),
-                _op(lambda o, x: x[:, None, -3:])],
+                _op(lambda o, x: x[:, None, -3:]), _op(lambda o, x: x[..., None])],
+    "Equal": [_op(lambda o, x: o.equal(x, 0.0))],
+    "NotEqual": [_op(lambda o, x: o.not_equal(x, x[..., :1]))],
+    "Greater": [_op(lambda o, x: x > 0.5)], "GreaterEqual": [_op(lambda o, x: x >= 0.5)],
+    "Less": [_op(lambda o, x: x < 0.5)], "LessEqual": [_op(lambda o, x: x <= 0.5)],
+    "LogicalAnd": [_op(lambda o, x: o.logical_and(x > 0, x < 1))],
+    "LogicalOr": [_op(lambda o, x: o.logical_or(x > 0, x < 1))],
+    "LogicalXor": [_op(lambda o, x: o.logical_xor(x > 0, x < 1))],
+    "LogicalNot": [_op(lambda o, x: o.logical_not(x > 0))],
+    "Any": [_op(lambda o, x: o.any(x > 0, axis=-1))],
+    "All": [_op(lambda o, x: o.all(x > 0, axis=(1, 2)))],
+    "ExpandDims": [_op(lambda o, x: o.expand_dims(x, 1)),
+                   _op(lambda o, x: o.expand_dims(x, (1, -1)))],
 }  # fmt: skip
 
 

@@ -48,7 +48,8 @@ def _keras_rows(model) -> list[tuple]:
             rows.extend((t, s, p, tp if layer.trainable else 0) for t, s, p, tp in inner)
         elif type(layer).__name__ != "InputLayer":
             trainable = sum(int(w.numpy().size) for w in layer.trainable_weights)
-            shape = tuple(layer.output.shape)
+            output = layer.output[0] if isinstance(layer.output, list) else layer.output
+            shape = tuple(output.shape)  # the table shows the first of several outputs
             rows.append((type(layer).__name__, shape, layer.count_params(), trainable))
     return rows
 

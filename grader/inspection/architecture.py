@@ -237,8 +237,10 @@ def _check_objects(config: Any, depth_budget: int) -> None:
         module = obj.get("module")
         registered = obj.get("registered_name")
         config = obj.get("config")
-        activation = config.get("activation") if isinstance(config, dict) else None
-        if not all(v is None or isinstance(v, str) for v in (module, registered, activation)):
+        activations = [
+            value for key, value in config.items() if key.endswith("activation")
+        ] if isinstance(config, dict) else []  # fmt: skip
+        if not all(v is None or isinstance(v, str) for v in (module, registered)):
             raise NotGradable("The model's configuration is malformed (a name is not text).")
         if registered not in (None, class_name):
             raise NotGradable(
@@ -266,11 +268,14 @@ def _check_objects(config: Any, depth_budget: int) -> None:
         )  # fmt: skip
         if not allowed:
             raise NotGradable(refusal(class_name, module))
-        if activation is not None and activation not in ALLOWED_ACTIVATIONS:
-            raise NotGradable(
-                f"The activation {activation!r} is not a built-in Keras activation. "
-                "Use a name such as 'relu' or 'softmax'."
-            )
+        for activation in activations:  # activation, recurrent_activation, ...
+            if activation is None or isinstance(activation, dict):
+                continue  # absent, or a serialized object checked on its own
+            if not isinstance(activation, str) or activation not in ALLOWED_ACTIVATIONS:
+                raise NotGradable(
+                    f"The activation {str(activation)[:60]!r} is not a built-in Keras activation. "
+                    "Use a name such as 'relu' or 'softmax'."
+                )
 
 
 # --- the graph walk ----------------------------------------------------------

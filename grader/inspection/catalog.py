@@ -188,7 +188,7 @@ def check_build_config(layer: dict, call: Call, name: str) -> None:
     if declared is None:
         return
     declared = unwrap(declared)
-    actual = call.inputs
+    actual = call.positional  # a mask= or initial_state= keyword is not built from
     if len(actual) == 1 and not (isinstance(declared, list) and declared and
                                  isinstance(unwrap(declared[0]), list)):  # fmt: skip
         shapes = [declared]

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 
 from grader.errors import NotGradable
 from grader.inspection.catalog import Call, Out, infer_layer, register
-from grader.inspection.values import MAX_INT, Config, Shape, as_int, fmt_shape, numbers_count
+from grader.inspection.values import (
+    MAX_INT,
+    MAX_RANK,
+    Config,
+    Shape,
+    as_int,
+    fmt_shape,
+    numbers_count,
+)
 
 # Constants a configuration may carry (Rescaling or Normalization arrays); each
 # field is also counted toward the parameter cap.
@@ -82,6 +90,7 @@ def _spatial_out(
 
 def _conv_common(cfg: Config, call: Call) -> tuple[Shape, int, list, int]:
     _channels_last(cfg)
+    no_lora(cfg)
     rank = _rank(cfg)
     shape = call.one(rank + 2)
     kernel = cfg.ints("kernel_size", rank)
@@ -152,21 +161,40 @@ def _conv_transpose(cfg: Config, call: Call) -> Out:
     return Out([(shape[0], *spatial, filters)], params)
 
 
+def no_lora(cfg: Config) -> None:
+    if cfg.has("lora_rank"):
+        raise NotGradable(
+            f"Layer '{cfg.layer}' carries a LoRA adapter (lora_rank) on a {cfg.kind}; the grader "
+            "accepts LoRA on Dense and Embedding layers only."
+        )
+
+
+def _lora(cfg: Config, rows: int, columns: int, kernel: int) -> tuple[int, int]:
+    """(extra weights, weights frozen) of a LoRA adapter: A (rows x r), B (r x columns),
+    and the original kernel no longer trained."""
+    if not cfg.has("lora_rank"):
+        return 0, 0
+    return cfg.int("lora_rank") * (rows + columns), kernel
+
+
 @register("Dense")
 def _dense(cfg: Config, call: Call) -> Out:
     shape = call.one(at_least=2)
-    units = cfg.int("units")
-    params = channels(shape, cfg) * units + (units if cfg.bool("use_bias", True) else 0)
-    return Out([(*shape[:-1], units)], params)
+    units, cin = cfg.int("units"), channels(shape, cfg)
+    extra, frozen = _lora(cfg, cin, units, cin * units)
+    params = cin * units + (units if cfg.bool("use_bias", True) else 0) + extra
+    return Out([(*shape[:-1], units)], params, non_trainable=frozen)
 
 
 @register("Embedding", "ReversibleEmbedding")
 def _embedding(cfg: Config, call: Call) -> Out:
     shape = call.one()
-    size = cfg.int("input_dim") * cfg.int("output_dim")
+    rows, columns = cfg.int("input_dim"), cfg.int("output_dim")
+    extra, frozen = _lora(cfg, rows, columns, rows * columns)
+    size = rows * columns
     if cfg.kind == "ReversibleEmbedding" and not cfg.bool("tie_weights", True):
         size *= 2
-    return Out([(*shape, cfg.int("output_dim"))], size)
+    return Out([(*shape, columns)], size + extra, non_trainable=frozen)
 
 
 # --- pooling -----------------------------------------------------------------
@@ -366,8 +394,8 @@ def reshape_to(shape: Shape, target: list[int], what: str) -> Shape:
 def _reshape(cfg: Config, call: Call) -> Out:
     shape = call.one()
     raw = cfg.get("target_shape")
-    if not isinstance(raw, list):
-        raise cfg.bad("target_shape", "is not a list")
+    if not isinstance(raw, list) or len(raw) > MAX_RANK:
+        raise cfg.bad("target_shape", f"is not a list of at most {MAX_RANK} sizes")
     target = [as_int(v, low=-1, error=lambda why: cfg.bad("target_shape", why)) for v in raw]
     if 0 in target:
         raise cfg.bad("target_shape", "contains 0")

@@ -12,8 +12,8 @@ import re
 
 from grader.errors import NotGradable
 from grader.inspection.catalog import Call, Out, infer_layer, register
-from grader.inspection.layers_core import broadcast, channels, conv_length
-from grader.inspection.values import Config, Shape, as_int, fmt_shape
+from grader.inspection.layers_core import broadcast, channels, conv_length, no_lora
+from grader.inspection.values import MAX_RANK, Config, Shape, as_int, fmt_shape
 
 # --- attention ---------------------------------------------------------------
 
@@ -90,6 +90,7 @@ _EINSUM = re.compile(r"^(\.\.\.)?([a-zA-Z]+)(\.\.\.)?,([a-zA-Z]+)->(\.\.\.)?([a-
 @register("EinsumDense")
 def _einsum_dense(cfg: Config, call: Call) -> Out:
     """Port of Keras' ``_analyze_split_string`` (kernel, bias and output shapes)."""
+    no_lora(cfg)
     shape = call.one()
     equation = cfg.get("equation")
     match = _EINSUM.match(equation) if isinstance(equation, str) else None
@@ -104,6 +105,8 @@ def _einsum_dense(cfg: Config, call: Call) -> Out:
         raise NotGradable(f"Layer '{cfg.layer}': its equation does not fit {fmt_shape(shape)}.")
     raw = cfg.get("output_shape")
     items = raw if isinstance(raw, list) else [raw]
+    if len(items) > MAX_RANK:
+        raise cfg.bad("output_shape", f"has more than {MAX_RANK} sizes")
     output: list[int | None] = [
         None if v is None else as_int(v, error=lambda why: cfg.bad("output_shape", why))
         for v in items

@@ -30,12 +30,16 @@ NUMPY, NN, CORE, MATH = "keras.src.ops.numpy", "keras.src.ops.nn", "keras.src.op
 ELEMENTWISE_BINARY = (
     "Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power",
     "Mod", "FloorDivide", "Fmax", "Fmin", "Hypot", "Arctan2", "Logaddexp",
+    # comparisons and logic: what Keras writes to compute masks (Masking, mask_zero=True)
+    "Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual", "LogicalAnd",
+    "LogicalOr", "LogicalXor",
 )  # fmt: skip
 
 ELEMENTWISE_UNARY = (
     "Absolute", "Negative", "Sqrt", "Square", "Exp", "Exp2", "Expm1", "Log", "Log1p",
     "Log2", "Log10", "Tanh", "Sinh", "Cosh", "Sin", "Cos", "Tan", "Sign", "Floor", "Ceil",
     "Round", "Trunc", "Reciprocal", "Clip", "Copy", "Cbrt", "Arctan", "Arcsinh", "NanToNum",
+    "LogicalNot",
 )  # fmt: skip
 
 NN_UNARY = (
@@ -83,7 +87,8 @@ def _unary(cfg: Config, call: Call) -> Out:
     return Out([_tensors(call, cfg.kind)[0]])
 
 
-@register_op(NUMPY, "Mean", "Sum", "Max", "Min", "Prod", "Std", "Var", "Amax", "Amin")
+@register_op(NUMPY, "Mean", "Sum", "Max", "Min", "Prod", "Std", "Var", "Amax", "Amin", "Any",
+             "All")  # fmt: skip
 def _reduce(cfg: Config, call: Call) -> Out:
     (shape,) = _tensors(call, cfg.kind)[:1]
     axis = cfg.get("axis")
