@@ -51,6 +51,15 @@ def build(k: Any, name: str) -> Any:
         x = layers.Dropout(0.2)(x)
         x = layers.GlobalAveragePooling2D()(x)
         return k.Model(inputs, layers.Dense(10, activation="softmax")(x))
+    if name == "cifar_nested":  # a backbone model and an augmentation block, nested
+        aug = k.Sequential([layers.RandomFlip("horizontal")], name="augment")
+        backbone_in = k.Input((32, 32, 3))
+        y = layers.Conv2D(8, 3, strides=2, activation="relu")(backbone_in)
+        y = layers.SeparableConv2D(16, 3, activation="relu")(y)
+        backbone = k.Model(backbone_in, y, name="backbone")
+        inputs = k.Input((32, 32, 3))
+        x = layers.GlobalAveragePooling2D()(backbone(aug(inputs)))
+        return k.Model(inputs, layers.Dense(10, activation="softmax")(x))
     raise KeyError(name)
 
 
@@ -60,7 +69,16 @@ GRADED = [
     ("lesson_separable", "day096-separable"),
     ("lesson_filters128", "day096-conv2d"),
     ("cifar_functional", "day097-cifar10"),
+    ("cifar_nested", "day097-cifar10"),
 ]
+ASSIGNMENTS = ("day096-conv2d", "day096-separable", "day097-cifar10")
+
+
+def preprocess(images: Any) -> Any:
+    """Exactly what the grader feeds for day097-cifar10: float32 x * (1/255)."""
+    import numpy as np
+
+    return images.astype(np.float32) * np.float32(1 / 255)
 
 
 def _cifar(data: Path | None) -> tuple[Any, Any, Any, Any]:
@@ -94,8 +112,8 @@ def main(out: Path, data: Path | None) -> None:
         model = build(k, name)
         if name == "cifar_functional":
             model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-            model.fit(x_train / 255.0, y_train, epochs=1, batch_size=64, verbose=0)
-            _, accuracy = model.evaluate(x_test[:N_EVAL] / 255.0, y_test[:N_EVAL], verbose=0)
+            model.fit(preprocess(x_train), y_train, epochs=1, batch_size=64, verbose=0)
+            _, accuracy = model.evaluate(preprocess(x_test[:N_EVAL]), y_test[:N_EVAL], verbose=0)
             (out / "cifar_functional.accuracy.json").write_text(json.dumps(accuracy))
             np.save(out / "eval_images.npy", x_test[:N_EVAL])
             np.save(out / "eval_labels.npy", y_test[:N_EVAL])

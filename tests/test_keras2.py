@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from keras2_models import GRADED, build
+from keras2_models import ASSIGNMENTS, GRADED, build
 from testutil import shipped_spec
 
 from grader.batch import grade_directory
@@ -65,6 +65,27 @@ def test_keras2_file_is_graded_like_its_keras3_twin(
     keras2 = _grade(keras2_files / f"{name}{suffix}", assignment, eval_set)
     keras3 = _grade(_twin(keras2_files, name, tmp_path), assignment, eval_set)
     assert keras2.status == keras3.status != "not_gradable", keras2.reason
+    _assert_same_grade(keras2, keras3)
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+@pytest.mark.parametrize("name", sorted({name for name, _ in GRADED}))
+def test_keras2_file_gets_its_twins_verdict_on_every_assignment(
+    name, suffix, keras2_files, eval_set, tmp_path
+) -> None:
+    """Against the shipped assignments it was not written for: the same verdict
+    (an input that does not fit is refused for both, with the same reason)."""
+    twin = _twin(keras2_files, name, tmp_path)
+    for assignment in ASSIGNMENTS:
+        if (name, assignment) in GRADED:  # the test above
+            continue
+        keras2 = _grade(keras2_files / f"{name}{suffix}", assignment, eval_set)
+        keras3 = _grade(twin, assignment, eval_set)
+        assert (keras2.status, keras2.reason) == (keras3.status, keras3.reason), assignment
+        _assert_same_grade(keras2, keras3)
+
+
+def _assert_same_grade(keras2: Report, keras3: Report) -> None:
     assert _layers(keras2) == _layers(keras3)
     assert keras2.model.total_params == keras3.model.total_params
     assert [(c.name, c.passed) for c in keras2.checks] == [
