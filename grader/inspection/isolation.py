@@ -30,7 +30,7 @@ from grader.errors import NotGradable, SandboxUnavailable
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
 DAMAGED = (
-    "The file is damaged or truncated. Save the model again with "
+    "The file is damaged or truncated{detail}. Save the model again with "
     "model.save('model.keras') and upload the new file."
 )
 
@@ -85,7 +85,7 @@ def run_isolated(
     if "refused" in payload:
         raise NotGradable(str(payload["refused"]))
     if "ok" not in payload:
-        raise NotGradable(DAMAGED)
+        raise NotGradable(DAMAGED.format(detail=""))
     return payload["ok"]
 
 

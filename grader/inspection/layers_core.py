@@ -71,7 +71,7 @@ def conv_length(n: int | None, k: int, s: int, d: int, padding: str) -> int | No
     return (n - ((k - 1) * d + 1)) // s + 1
 
 
-def _spatial_out(
+def spatial_out(
     cfg: Config, shape: Shape, rank: int, kernel: Sequence[int], strides: Sequence[int],
     dilation: Sequence[int], padding: str,
 ) -> list[int | None]:  # fmt: skip
@@ -97,20 +97,20 @@ def _conv_common(cfg: Config, call: Call) -> tuple[Shape, int, list, int]:
     strides = cfg.ints("strides", rank, 1)
     dilation = cfg.ints("dilation_rate", rank, 1)
     padding = cfg.choice("padding", "valid", ("valid", "same", "causal"))
-    spatial = _spatial_out(cfg, shape, rank, kernel, strides, dilation, padding)
+    spatial = spatial_out(cfg, shape, rank, kernel, strides, dilation, padding)
     return shape, channels(shape, cfg), spatial, math.prod(kernel)
 
 
 @register("Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolution3D")
 def _conv(cfg: Config, call: Call) -> Out:
     shape, cin, spatial, k = _conv_common(cfg, call)
-    filters, groups = cfg.int("filters"), cfg.int("groups", 1)
+    filters, groups = cfg.integer("filters"), cfg.integer("groups", 1)
     if cin % groups or filters % groups:
         raise NotGradable(
             f"Layer '{cfg.layer}': groups={groups} must divide its {cin} input channels and "
             f"{filters} filters."
         )
-    params = k * (cin // groups) * filters + (filters if cfg.bool("use_bias", True) else 0)
+    params = k * (cin // groups) * filters + (filters if cfg.flag("use_bias", True) else 0)
     return Out([(shape[0], *spatial, filters)], params)
 
 
@@ -118,16 +118,16 @@ def _conv(cfg: Config, call: Call) -> Out:
           "SeparableConvolution2D")  # fmt: skip
 def _separable(cfg: Config, call: Call) -> Out:
     shape, cin, spatial, k = _conv_common(cfg, call)
-    filters, dm = cfg.int("filters"), cfg.int("depth_multiplier", 1)
-    params = k * cin * dm + cin * dm * filters + (filters if cfg.bool("use_bias", True) else 0)
+    filters, dm = cfg.integer("filters"), cfg.integer("depth_multiplier", 1)
+    params = k * cin * dm + cin * dm * filters + (filters if cfg.flag("use_bias", True) else 0)
     return Out([(shape[0], *spatial, filters)], params)
 
 
 @register("DepthwiseConv1D", "DepthwiseConv2D")
 def _depthwise(cfg: Config, call: Call) -> Out:
     shape, cin, spatial, k = _conv_common(cfg, call)
-    out = cin * cfg.int("depth_multiplier", 1)
-    return Out([(shape[0], *spatial, out)], k * out + (out if cfg.bool("use_bias", True) else 0))
+    out = cin * cfg.integer("depth_multiplier", 1)
+    return Out([(shape[0], *spatial, out)], k * out + (out if cfg.flag("use_bias", True) else 0))
 
 
 @register("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
@@ -136,7 +136,7 @@ def _conv_transpose(cfg: Config, call: Call) -> Out:
     _channels_last(cfg)
     rank = _rank(cfg)
     shape = call.one(rank + 2)
-    cin, filters = channels(shape, cfg), cfg.int("filters")
+    cin, filters = channels(shape, cfg), cfg.integer("filters")
     kernel = cfg.ints("kernel_size", rank)
     strides = cfg.ints("strides", rank, 1)
     dilation = cfg.ints("dilation_rate", rank, 1)
@@ -157,7 +157,7 @@ def _conv_transpose(cfg: Config, call: Call) -> Out:
         else:
             size = (n - 1) * strides[i] + k % 2 + out_pad[i]
         spatial.append(_check_size(size, cfg, shape))
-    params = math.prod(kernel) * cin * filters + (filters if cfg.bool("use_bias", True) else 0)
+    params = math.prod(kernel) * cin * filters + (filters if cfg.flag("use_bias", True) else 0)
     return Out([(shape[0], *spatial, filters)], params)
 
 
@@ -174,25 +174,25 @@ def _lora(cfg: Config, rows: int, columns: int, kernel: int) -> tuple[int, int]:
     and the original kernel no longer trained."""
     if not cfg.has("lora_rank"):
         return 0, 0
-    return cfg.int("lora_rank") * (rows + columns), kernel
+    return cfg.integer("lora_rank") * (rows + columns), kernel
 
 
 @register("Dense")
 def _dense(cfg: Config, call: Call) -> Out:
     shape = call.one(at_least=2)
-    units, cin = cfg.int("units"), channels(shape, cfg)
+    units, cin = cfg.integer("units"), channels(shape, cfg)
     extra, frozen = _lora(cfg, cin, units, cin * units)
-    params = cin * units + (units if cfg.bool("use_bias", True) else 0) + extra
+    params = cin * units + (units if cfg.flag("use_bias", True) else 0) + extra
     return Out([(*shape[:-1], units)], params, non_trainable=frozen)
 
 
 @register("Embedding", "ReversibleEmbedding")
 def _embedding(cfg: Config, call: Call) -> Out:
     shape = call.one()
-    rows, columns = cfg.int("input_dim"), cfg.int("output_dim")
+    rows, columns = cfg.integer("input_dim"), cfg.integer("output_dim")
     extra, frozen = _lora(cfg, rows, columns, rows * columns)
     size = rows * columns
-    if cfg.kind == "ReversibleEmbedding" and not cfg.bool("tie_weights", True):
+    if cfg.kind == "ReversibleEmbedding" and not cfg.flag("tie_weights", True):
         size *= 2
     return Out([(*shape, columns)], size + extra, non_trainable=frozen)
 
@@ -210,7 +210,7 @@ def _pool(cfg: Config, call: Call) -> Out:
     pool = cfg.ints("pool_size", rank, 2)
     strides = cfg.ints("strides", rank, list(pool))
     padding = cfg.choice("padding", "valid", ("valid", "same"))
-    spatial = _spatial_out(cfg, shape, rank, pool, strides, (1,) * rank, padding)
+    spatial = spatial_out(cfg, shape, rank, pool, strides, (1,) * rank, padding)
     return Out([(shape[0], *spatial, shape[-1])])
 
 
@@ -222,7 +222,7 @@ def _global_pool(cfg: Config, call: Call) -> Out:
     _channels_last(cfg)
     rank = _rank(cfg)
     shape = call.one(rank + 2)
-    if cfg.bool("keepdims", False):
+    if cfg.flag("keepdims", False):
         return Out([(shape[0], *([1] * rank), shape[-1])])
     return Out([(shape[0], shape[-1])])
 
@@ -252,7 +252,7 @@ def _axis_sizes(cfg: Config, shape: Shape, default: object = -1) -> list[int]:
 def _batchnorm(cfg: Config, call: Call) -> Out:
     shape = call.one()
     c = math.prod(_axis_sizes(cfg, shape))
-    trainable = c * (cfg.bool("center", True) + cfg.bool("scale", True))
+    trainable = c * (cfg.flag("center", True) + cfg.flag("scale", True))
     return Out([shape], trainable + 2 * c, non_trainable=2 * c)
 
 
@@ -260,19 +260,19 @@ def _batchnorm(cfg: Config, call: Call) -> Out:
 def _layernorm(cfg: Config, call: Call) -> Out:
     shape = call.one()
     c = math.prod(_axis_sizes(cfg, shape))
-    if cfg.bool("rms_scaling", False):
+    if cfg.flag("rms_scaling", False):
         return Out([shape], c)
-    return Out([shape], c * (cfg.bool("center", True) + cfg.bool("scale", True)))
+    return Out([shape], c * (cfg.flag("center", True) + cfg.flag("scale", True)))
 
 
 @register("GroupNormalization")
 def _groupnorm(cfg: Config, call: Call) -> Out:
     shape = call.one()
     (c,) = _axis_sizes(cfg, shape)
-    groups = cfg.int("groups", 32)
+    groups = cfg.integer("groups", 32)
     if c % groups:
         raise NotGradable(f"Layer '{cfg.layer}': {groups} groups do not divide {c} channels.")
-    return Out([shape], c * (cfg.bool("center", True) + cfg.bool("scale", True)))
+    return Out([shape], c * (cfg.flag("center", True) + cfg.flag("scale", True)))
 
 
 @register("RMSNormalization")
@@ -315,9 +315,9 @@ def _spectral(cfg: Config, call: Call) -> Out:
     elif kind in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):
         columns = channels(call.one(), cfg)  # kernel (..., filters, input channels)
     elif kind in ("DepthwiseConv1D", "DepthwiseConv2D"):
-        columns = inner_cfg.int("depth_multiplier", 1)
+        columns = inner_cfg.integer("depth_multiplier", 1)
     elif kind == "Embedding":
-        columns = inner_cfg.int("output_dim")
+        columns = inner_cfg.integer("output_dim")
     else:
         raise NotGradable(
             f"Layer '{cfg.layer}': SpectralNormalization wraps a {kind}, which has no kernel."
@@ -414,7 +414,7 @@ def _permute(cfg: Config, call: Call) -> Out:
 @register("RepeatVector")
 def _repeat_vector(cfg: Config, call: Call) -> Out:
     shape = call.one(2)
-    return Out([(shape[0], cfg.int("n"), shape[1])])
+    return Out([(shape[0], cfg.integer("n"), shape[1])])
 
 
 def _sides(cfg: Config, key: str, rank: int, default: int) -> list[tuple[int, int]]:
@@ -489,7 +489,7 @@ def _rescaling(cfg: Config, call: Call) -> Out:
 def _resize(cfg: Config, call: Call) -> Out:
     _channels_last(cfg)
     shape = call.one(4)
-    return Out([(shape[0], cfg.int("height"), cfg.int("width"), shape[-1])])
+    return Out([(shape[0], cfg.integer("height"), cfg.integer("width"), shape[-1])])
 
 
 @register("Discretization")

@@ -12,7 +12,7 @@ import re
 
 from grader.errors import NotGradable
 from grader.inspection.catalog import Call, Out, infer_layer, register
-from grader.inspection.layers_core import broadcast, channels, conv_length, no_lora
+from grader.inspection.layers_core import broadcast, channels, no_lora, spatial_out
 from grader.inspection.values import MAX_RANK, Config, Shape, as_int, fmt_shape
 
 # --- attention ---------------------------------------------------------------
@@ -45,9 +45,9 @@ def _multi_head_attention(cfg: Config, call: Call) -> Out:
         range(1, len(query) - 1)
     ):
         raise NotGradable(f"Layer '{cfg.layer}': custom attention_axes are not supported.")
-    heads, key_dim = cfg.int("num_heads"), cfg.int("key_dim")
-    value_dim = cfg.int("value_dim", key_dim)
-    bias = cfg.bool("use_bias", True)
+    heads, key_dim = cfg.integer("num_heads"), cfg.integer("key_dim")
+    value_dim = cfg.integer("value_dim", key_dim)
+    bias = cfg.flag("use_bias", True)
     q, k, v = (channels(s, cfg) for s in (query, key, value))
     out = _out_dims(cfg, q)
     params = (q + k) * heads * key_dim + v * heads * value_dim + heads * value_dim * math.prod(out)
@@ -60,13 +60,17 @@ def _multi_head_attention(cfg: Config, call: Call) -> Out:
 @register("GroupedQueryAttention", "GroupQueryAttention")
 def _group_query_attention(cfg: Config, call: Call) -> Out:
     query, value, key = _sequence_inputs(cfg, call)
-    head, nq, nkv = cfg.int("head_dim"), cfg.int("num_query_heads"), cfg.int("num_key_value_heads")
+    head, nq, nkv = (
+        cfg.integer("head_dim"),
+        cfg.integer("num_query_heads"),
+        cfg.integer("num_key_value_heads"),
+    )
     if nq % nkv:
         raise NotGradable(f"Layer '{cfg.layer}': key/value heads must divide query heads.")
     q, k, v = (channels(s, cfg) for s in (query, key, value))
-    gates = 2 if cfg.bool("use_gate", False) else 1
+    gates = 2 if cfg.flag("use_gate", False) else 1
     params = gates * q * nq * head + (k + v) * nkv * head + nq * head * q
-    if cfg.bool("use_bias", True):
+    if cfg.flag("use_bias", True):
         params += gates * nq * head + 2 * nkv * head + q
     scores = nq * math.prod(d or 1 for d in query[1:-1]) * math.prod(d or 1 for d in key[1:-1])
     return Out([query], params, scratch=scores)
@@ -76,7 +80,7 @@ def _group_query_attention(cfg: Config, call: Call) -> Out:
 def _attention(cfg: Config, call: Call) -> Out:
     query, value, key = _sequence_inputs(cfg, call)
     params = 0
-    if cfg.bool("use_scale", cfg.kind == "AdditiveAttention"):
+    if cfg.flag("use_scale", cfg.kind == "AdditiveAttention"):
         params += channels(query, cfg) if cfg.kind == "AdditiveAttention" else 1
     if cfg.kind == "Attention" and cfg.choice("score_mode", "dot", ("dot", "concat")) == "concat":
         params += 1
@@ -152,15 +156,15 @@ def _gates(kind: str, cfg: Config) -> tuple[int, int]:
     if kind.startswith("LSTM"):
         return 4, 0
     if kind.startswith("GRU"):
-        return 3, 1 if cfg.bool("reset_after", True) and cfg.bool("use_bias", True) else 0
+        return 3, 1 if cfg.flag("reset_after", True) and cfg.flag("use_bias", True) else 0
     return 1, 0
 
 
 def _cell_params(kind: str, cfg: Config, features: int) -> tuple[int, int]:
     """(weights, state size) of one recurrent cell."""
-    units = cfg.int("units")
+    units = cfg.integer("units")
     gates, extra = _gates(kind, cfg)
-    bias = gates * units * (1 + extra) if cfg.bool("use_bias", True) else 0
+    bias = gates * units * (1 + extra) if cfg.flag("use_bias", True) else 0
     return gates * units * (features + units) + bias, units
 
 
@@ -186,7 +190,7 @@ def _cells(cfg: Config) -> list[tuple[str, Config]]:
 
 
 def _no_states(cfg: Config) -> None:
-    if cfg.bool("return_state", False):
+    if cfg.flag("return_state", False):
         raise NotGradable(
             f"Layer '{cfg.layer}' returns its states as extra outputs (return_state=True); the "
             "grader accepts recurrent layers that return their output only."
@@ -195,7 +199,7 @@ def _no_states(cfg: Config) -> None:
 
 def _sequence_out(cfg: Config, shape: Shape, units: int, params: int) -> Out:
     _no_states(cfg)
-    if cfg.bool("return_sequences", False):
+    if cfg.flag("return_sequences", False):
         return Out([(shape[0], shape[1], units)], params)
     return Out([(shape[0], units)], params)
 
@@ -223,22 +227,17 @@ def _conv_lstm(cfg: Config, call: Call) -> Out:
     shape = call.one(rank + 3)
     if cfg.get("data_format", "channels_last") != "channels_last":
         raise NotGradable(f"Layer '{cfg.layer}': only channels_last is supported.")
-    cin, filters = channels(shape, cfg), cfg.int("filters")
+    cin, filters = channels(shape, cfg), cfg.integer("filters")
     kernel = cfg.ints("kernel_size", rank)
     strides = cfg.ints("strides", rank, 1)
     dilation = cfg.ints("dilation_rate", rank, 1)
     padding = cfg.choice("padding", "valid", ("valid", "same"))
-    spatial = []
-    for i in range(rank):
-        n = conv_length(shape[2 + i], kernel[i], strides[i], dilation[i], padding)
-        if n is not None and n <= 0:
-            raise NotGradable(f"Layer '{cfg.layer}' does not fit its input {fmt_shape(shape)}.")
-        spatial.append(n)
+    spatial = spatial_out(cfg, (shape[0], *shape[2:]), rank, kernel, strides, dilation, padding)
     k = math.prod(kernel)
     params = k * cin * 4 * filters + k * filters * 4 * filters
-    params += 4 * filters if cfg.bool("use_bias", True) else 0
+    params += 4 * filters if cfg.flag("use_bias", True) else 0
     _no_states(cfg)
-    if cfg.bool("return_sequences", False):
+    if cfg.flag("return_sequences", False):
         return Out([(shape[0], shape[1], *spatial, filters)], params)
     return Out([(shape[0], *spatial, filters)], params)
 
@@ -249,10 +248,10 @@ def _conv_lstm(cfg: Config, call: Call) -> Out:
 @register("LayerScale")  # keras.applications.ConvNeXt*
 def _layer_scale(cfg: Config, call: Call) -> Out:
     shape = call.one()
-    if cfg.int("projection_dim") != channels(shape, cfg):
+    if cfg.integer("projection_dim") != channels(shape, cfg):
         raise cfg.bad("projection_dim", "differs from the number of input channels")
     cfg.number("init_values")
-    return Out([shape], cfg.int("projection_dim"))
+    return Out([shape], cfg.integer("projection_dim"))
 
 
 @register("CustomScaleLayer")  # keras.applications.InceptionResNetV2

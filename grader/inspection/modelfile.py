@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from grader.errors import NotGradable, SandboxUnavailable
-from grader.inspection.isolation import run_isolated
+from grader.inspection.isolation import DAMAGED, run_isolated
 from grader.settings import Settings
 
 __all__ = ["ModelFile", "read_model_file"]
@@ -82,10 +82,6 @@ SAVEDMODEL = (
     + SAVE_ADVICE
 )
 TOO_MANY_MEMBERS = "The .keras archive contains far too many files; a Keras model has three."
-DAMAGED = (
-    "The file is damaged or truncated{detail}. Save the model again with "
-    "model.save('model.keras') and upload the new file."
-)
 
 
 @dataclass

@@ -95,7 +95,7 @@ def _reduce(cfg: Config, call: Call) -> Out:
     axes = set(range(len(shape))) if axis is None else set(cfg.axes("axis", None, len(shape)))
     if 0 in axes:
         raise _across_batch(cfg.kind)
-    keep = cfg.bool("keepdims", False)
+    keep = cfg.flag("keepdims", False)
     out = [1 if i in axes else d for i, d in enumerate(shape)] if keep else \
         [d for i, d in enumerate(shape) if i not in axes]  # fmt: skip
     return Out([tuple(out)])

@@ -55,14 +55,11 @@ class Config:
     def bad(self, key: str, why: str) -> NotGradable:
         return NotGradable(f"Layer '{self.layer}': the field '{key}' {why}.")
 
-    def int(self, key: str, default: int | None = None, *, low: int = 1) -> int:
+    def integer(self, key: str, default: int | None = None, *, low: int = 1) -> int:
         value = self.get(key, default)
         if value is None:
             raise self.bad(key, "is missing")
         return as_int(value, low=low, error=lambda why: self.bad(key, why))
-
-    def opt_int(self, key: str, *, low: int = 1) -> int | None:
-        return None if self.get(key) is None else self.int(key, low=low)
 
     def ints(self, key: str, rank: int, default: Any = None, *, low: int = 1) -> tuple[int, ...]:
         """An int or a list of ``rank`` ints (Keras's ``kernel_size=3`` means ``(3, 3)``)."""
@@ -82,7 +79,7 @@ class Config:
             raise self.bad(key, "is not a finite number")
         return float(value)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.get(key, default)
         if not isinstance(value, bool):
             raise self.bad(key, "is not true or false")
