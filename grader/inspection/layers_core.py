@@ -435,29 +435,26 @@ def _sides(cfg: Config, key: str, rank: int, default: int) -> list[tuple[int, in
     return out
 
 
-@register("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")
-def _zero_padding(cfg: Config, call: Call) -> Out:
+def _pad_or_crop(cfg: Config, call: Call, key: str, sign: int) -> Out:
     _channels_last(cfg)
     rank = _rank(cfg)
     shape = call.one(rank + 2)
-    sides = _sides(cfg, "padding", rank, 1)
+    sides = _sides(cfg, key, rank, 1)
     spatial = [
-        None if n is None else n + a + b for n, (a, b) in zip(shape[1:-1], sides, strict=True)
+        None if n is None else _check_size(n + sign * (a + b), cfg, shape)
+        for n, (a, b) in zip(shape[1:-1], sides, strict=True)
     ]
     return Out([(shape[0], *spatial, shape[-1])])
+
+
+@register("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D")
+def _zero_padding(cfg: Config, call: Call) -> Out:
+    return _pad_or_crop(cfg, call, "padding", +1)
 
 
 @register("Cropping1D", "Cropping2D", "Cropping3D")
 def _cropping(cfg: Config, call: Call) -> Out:
-    _channels_last(cfg)
-    rank = _rank(cfg)
-    shape = call.one(rank + 2)
-    sides = _sides(cfg, "cropping", rank, 1)
-    spatial = [
-        None if n is None else _check_size(n - a - b, cfg, shape)
-        for n, (a, b) in zip(shape[1:-1], sides, strict=True)
-    ]
-    return Out([(shape[0], *spatial, shape[-1])])
+    return _pad_or_crop(cfg, call, "cropping", -1)
 
 
 @register("UpSampling1D", "UpSampling2D", "UpSampling3D")
