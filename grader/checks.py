@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from grader.inspection import values
 from grader.inspection.architecture import Architecture, Layer
 from grader.report import Check
 from grader.spec import AssignmentSpec, ExpectedLayer
@@ -26,9 +27,7 @@ _COMPARED = (
 
 
 def fmt_shape(shape: Any) -> str:
-    if shape is None:
-        return "unknown"
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+    return "unknown" if shape is None else values.fmt_shape(shape)
 
 
 def architecture_checks(spec: AssignmentSpec, arch: Architecture) -> list[Check]:

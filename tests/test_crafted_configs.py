@@ -80,19 +80,17 @@ def _raw_keras(tmp_path: Path, config_text: str) -> Path:
 # --- numbers -----------------------------------------------------------------
 
 
-def test_units_of_1e400_is_refused_from_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("field", "crafted", "words"),
+    [('"units": 10', '"units": 1e400', "'units'"),
+     ('"batch_shape": [null, 8,', '"batch_shape": [null, 1e400,', "input shape")],
+    ids=["units", "batch_shape"],
+)  # fmt: skip
+def test_1e400_is_refused_from_the_file(field: str, crafted: str, words: str, tmp_path) -> None:
     template = json.loads(hostile._template_members()["config.json"])
-    text = json.dumps(template).replace('"units": 10', '"units": 1e400')
+    text = json.dumps(template).replace(field, crafted)
     assert "1e400" in text
-    with pytest.raises(NotGradable, match="'units'"):
-        inspect_model(_raw_keras(tmp_path, text), Settings())
-
-
-def test_batch_shape_of_1e400_is_refused_from_the_file(tmp_path: Path) -> None:
-    template = json.loads(hostile._template_members()["config.json"])
-    text = json.dumps(template).replace('"batch_shape": [null, 8,', '"batch_shape": [null, 1e400,')
-    assert "1e400" in text
-    with pytest.raises(NotGradable, match="input shape"):
+    with pytest.raises(NotGradable, match=words):
         inspect_model(_raw_keras(tmp_path, text), Settings())
 
 

@@ -15,7 +15,6 @@ value is read through ``values``, so hostile numbers end in a clear refusal.
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from grader.inspection.catalog import (
     check_build_config,
     compatible,
     elements,
+    positions,
     refusal,
 )
 from grader.inspection.values import (
@@ -194,6 +194,11 @@ def _check_caps(arch: Architecture, limits: Limits) -> None:
             f"The model declares {arch.total_params:,} parameters{held}, more than the limit of "
             f"{limits.max_params:,}."
         )
+    _check_resources(res, limits)
+
+
+def _check_resources(res: Resources, limits: Limits) -> None:
+    """The per-image caps, checked as the walk goes (a crafted file stops early)."""
     if res.peak_activation_bytes > limits.max_activation_bytes:
         raise NotGradable(
             f"One image would need a {_mib(res.peak_activation_bytes)} tensor inside the model, "
@@ -621,8 +626,7 @@ class _Walker:
             return out
         out, flops = self._models[key]
         self.resources.flops += flops
-        if self.resources.flops > self.limits.max_flops:
-            _check_caps(Architecture("", (), (), [], self.resources), self.limits)
+        _check_resources(self.resources, self.limits)
         return out
 
     def _account(self, out: Out, count_layer: bool) -> None:
@@ -646,11 +650,6 @@ class _Walker:
         res.peak_activation_bytes = max(
             res.peak_activation_bytes, (biggest + out.scratch) * BYTES_PER_ELEMENT
         )
-        if out.shapes and len(out.shape) > 2:
-            positions = math.prod(d or 1 for d in out.shape[1:-1])
-        else:
-            positions = 1
-        res.flops += 2 * out.params * positions + sum(elements(s) for s in out.shapes) + out.scratch
-        if res.peak_activation_bytes > self.limits.max_activation_bytes or \
-                res.flops > self.limits.max_flops:  # fmt: skip
-            _check_caps(Architecture("", (), (), [], res), self.limits)
+        visited = positions(out.shape) if out.shapes and len(out.shape) > 2 else 1
+        res.flops += 2 * out.params * visited + sum(elements(s) for s in out.shapes) + out.scratch
+        _check_resources(res, self.limits)

@@ -220,5 +220,10 @@ def elements(shape: Shape) -> int:
     return math.prod(d or 1 for d in shape[1:])
 
 
+def positions(shape: Shape) -> int:
+    """Positions per image a kernel or query visits: the axes between batch and channels."""
+    return math.prod(d or 1 for d in shape[1:-1])
+
+
 # The family modules register their layers on import.
 from grader.inspection import layers_core, layers_sequence, ops  # noqa: E402, F401

@@ -11,7 +11,7 @@ import math
 import re
 
 from grader.errors import NotGradable
-from grader.inspection.catalog import Call, Out, infer_layer, register
+from grader.inspection.catalog import Call, Out, infer_layer, positions, register
 from grader.inspection.layers_core import broadcast, channels, no_lora, spatial_out
 from grader.inspection.values import MAX_RANK, Config, Shape, as_int, fmt_shape
 
@@ -53,7 +53,7 @@ def _multi_head_attention(cfg: Config, call: Call) -> Out:
     params = (q + k) * heads * key_dim + v * heads * value_dim + heads * value_dim * math.prod(out)
     if bias:
         params += 2 * heads * key_dim + heads * value_dim + math.prod(out)
-    scores = heads * math.prod(d or 1 for d in query[1:-1]) * math.prod(d or 1 for d in key[1:-1])
+    scores = heads * positions(query) * positions(key)
     return Out([(*query[:-1], *out)], params, scratch=scores)
 
 
@@ -72,7 +72,7 @@ def _group_query_attention(cfg: Config, call: Call) -> Out:
     params = gates * q * nq * head + (k + v) * nkv * head + nq * head * q
     if cfg.flag("use_bias", True):
         params += gates * nq * head + 2 * nkv * head + q
-    scores = nq * math.prod(d or 1 for d in query[1:-1]) * math.prod(d or 1 for d in key[1:-1])
+    scores = nq * positions(query) * positions(key)
     return Out([query], params, scratch=scores)
 
 
@@ -84,7 +84,7 @@ def _attention(cfg: Config, call: Call) -> Out:
         params += channels(query, cfg) if cfg.kind == "AdditiveAttention" else 1
     if cfg.kind == "Attention" and cfg.choice("score_mode", "dot", ("dot", "concat")) == "concat":
         params += 1
-    scores = math.prod(d or 1 for d in query[1:-1]) * math.prod(d or 1 for d in key[1:-1])
+    scores = positions(query) * positions(key)
     return Out([(*query[:-1], value[-1])], params, scratch=scores)
 
 
