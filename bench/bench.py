@@ -174,12 +174,10 @@ def run_refused(model: Path, spec, test_set) -> dict:
 # app's own models (so this process imports neither Flask nor SQLAlchemy).
 USERS = """
 import json, secrets, sys
-from grader.queue.runtime import tune_sqlite
 from grader.web import create_app
-from grader.web.extensions import db
-from grader.web.models import ApiToken, User, hash_token
+from grader.service.database import db
+from grader.service.models import ApiToken, User, hash_token
 app = create_app({"GRADER_EXECUTOR": "none", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
-tune_sqlite(app)
 tokens = {}
 with app.app_context():
     for name in sys.argv[1:]:

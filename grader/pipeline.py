@@ -4,6 +4,10 @@ Order matters for safety and speed: the file is inspected as data first (no
 TensorFlow, well under a second), so hostile and malformed files are refused
 before anything loads them; only then is the model loaded and run, inside the
 sandbox, and the predictions it returns are scored here, where the labels are.
+
+The three phases (inspect_file, evaluate, build_report) are public so that a job
+runner can compose them with its own bookkeeping in between; grade_file is their
+composition for callers that just want a report.
 """
 
 from __future__ import annotations
@@ -18,15 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from grader import __version__
-from grader.checks import architecture_checks, fmt_shape
+from grader.checks import fmt_shape, max_score, run_checks, score_checks
 from grader.data import TestSet, find_test_set
 from grader.errors import ConfigurationError, NotGradable
 from grader.inspection.architecture import Architecture
 from grader.inspection.static import Inspection, inspect_model
 from grader.metrics import score_predictions
-from grader.report import Check, LayerInfo, ModelInfo, Report
+from grader.report import LayerInfo, Metrics, ModelInfo, Report
 from grader.sandbox import EvaluationResult, SandboxLimits, evaluate_model
-from grader.scoring import accuracy_fraction, score
 from grader.settings import Settings, get_settings
 from grader.spec import AssignmentSpec
 
@@ -141,6 +144,113 @@ def _cross_check(arch: Architecture, layers: list[dict], total: int) -> None:
         )
 
 
+@dataclasses.dataclass
+class Evaluation:
+    """What the sandbox run gave back, scored on the trusted side."""
+
+    result: EvaluationResult
+    metrics: Metrics | None  # None when the spec has no evaluation block
+    timings: dict[str, float]  # the sandbox's phases, then "score"
+
+
+class EvaluationRefused(NotGradable):
+    """NotGradable found after the sandbox ran (an inconsistent model, bad predictions):
+    carries what the run gave back, whose device and timings the refusal report keeps."""
+
+    def __init__(self, reason: str, evaluation: Evaluation) -> None:
+        super().__init__(reason)
+        self.evaluation = evaluation
+
+
+def evaluate(
+    model_path: Path,
+    inspection: Inspection,
+    spec: AssignmentSpec,
+    *,
+    settings: Settings,
+    trust: bool = False,
+    test_set: TestSet | None = None,
+    evaluator: Evaluator = evaluate_model,
+    gpu: int | None = None,
+    on_phase: PhaseCallback | None = None,
+) -> Evaluation:
+    """Run the model in isolation and score its predictions against the labels.
+
+    Raises NotGradable (EvaluationRefused once the sandbox has run) for the
+    student's file, ConfigurationError when the test set or Keras 2 is missing.
+    ``on_phase`` is called with "scoring" before the predictions are scored.
+    """
+    block = spec.evaluation
+    if block is not None and test_set is None:
+        test_set = find_test_set(None, settings.cifar10)
+    require_loader(inspection.loader)
+    limits = SandboxLimits.from_settings(settings)
+    if block is not None:
+        limits = dataclasses.replace(limits, wall_seconds=block.time_limit_seconds)
+    arch = inspection.architecture
+    result = evaluator(
+        model_path,
+        test_set.images_path if block is not None and test_set is not None else None,
+        scale=block.preprocessing.scale if block else 1.0,
+        offset=block.preprocessing.offset if block else 0.0,
+        limits=limits,
+        trust=trust,
+        gpu=gpu,
+        batch_size=batch_size_for(arch, settings),
+        loader=inspection.loader,
+    )
+    evaluation = Evaluation(
+        result=result,
+        metrics=None,
+        timings={k: round(v, 4) for k, v in result.timings.items()},
+    )
+    clock = _Clock()
+    try:
+        _cross_check(arch, result.layers, result.total_params)
+        if block is not None and test_set is not None:
+            if on_phase is not None:
+                on_phase("scoring")
+            with clock.phase("score"):
+                assert result.predictions is not None
+                evaluation.metrics = score_predictions(result.predictions, test_set.labels)
+    except NotGradable as exc:
+        evaluation.timings.update(clock.timings)
+        raise EvaluationRefused(exc.reason, evaluation) from exc
+    evaluation.timings.update(clock.timings)
+    return evaluation
+
+
+def build_report(
+    spec: AssignmentSpec,
+    inspection: Inspection,
+    evaluation: Evaluation,
+    *,
+    file_sha256: str | None = None,
+    timings: dict[str, float] | None = None,
+) -> Report:
+    """The verdict: every check the spec asks for, scored by the rubric.
+
+    ``timings`` default to the evaluation's (the sandbox's phases and "score").
+    """
+    arch = inspection.architecture
+    checks = run_checks(spec, arch, evaluation.metrics)
+    total, maximum, breakdown = score_checks(spec, checks, evaluation.metrics)
+    return Report(
+        status="passed" if all(c.passed for c in checks) else "failed",
+        assignment=spec.id,
+        grader_version=__version__,
+        score=total,
+        max_score=maximum,
+        score_breakdown=breakdown,
+        checks=checks,
+        model=model_info(arch, inspection.format),
+        metrics=evaluation.metrics,
+        timings=dict(evaluation.timings if timings is None else timings),
+        file_sha256=file_sha256,
+        device=evaluation.result.device,
+    )
+
+
 def grade_file(
     model_path: Path,
     spec: AssignmentSpec,
@@ -165,69 +275,27 @@ def grade_file(
     notify = on_phase or (lambda _phase: None)
     clock = _Clock()
     started = time.perf_counter()
-    report = Report(status="failed", assignment=spec.id, grader_version=__version__)
+    sha: str | None = None
+    model: ModelInfo | None = None
     try:
         notify("inspecting")
         with clock.phase("inspect"):
-            report.file_sha256 = _sha256_if_regular(model_path, settings.max_upload_bytes)
+            sha = _sha256_if_regular(model_path, settings.max_upload_bytes)
             inspection = inspect_file(model_path, spec, settings)
-        arch = inspection.architecture
-        report.model = model_info(arch, inspection.format)
-        checks = architecture_checks(spec, arch)
-
-        evaluation = spec.evaluation
-        if evaluation is not None and test_set is None:
-            test_set = find_test_set(None, settings.cifar10)
+        model = model_info(inspection.architecture, inspection.format)
         notify("evaluating")
-        require_loader(inspection.loader)
-        limits = SandboxLimits.from_settings(settings)
-        if evaluation is not None:
-            limits = dataclasses.replace(limits, wall_seconds=evaluation.time_limit_seconds)
-        result = evaluator(
-            model_path,
-            test_set.images_path if evaluation is not None and test_set is not None else None,
-            scale=evaluation.preprocessing.scale if evaluation else 1.0,
-            offset=evaluation.preprocessing.offset if evaluation else 0.0,
-            limits=limits,
-            trust=trust,
-            gpu=gpu,
-            batch_size=batch_size_for(arch, settings),
-            loader=inspection.loader,
-        )
-        clock.timings.update({k: round(v, 4) for k, v in result.timings.items()})
-        report.device = result.device
-        _cross_check(arch, result.layers, result.total_params)
-
-        accuracy_credit = None
-        if evaluation is not None and test_set is not None:
-            notify("scoring")
-            with clock.phase("score"):
-                assert result.predictions is not None
-                report.metrics = score_predictions(result.predictions, test_set.labels)
-            accuracy = report.metrics.accuracy
-            passed = accuracy >= evaluation.min_accuracy
-            checks.append(
-                Check(
-                    name="CIFAR-10 test accuracy",
-                    group="accuracy",
-                    passed=passed,
-                    expected=f"at least {evaluation.min_accuracy:.2%}",
-                    actual=f"{accuracy:.2%}",
-                    message=""
-                    if passed
-                    else f"Accuracy {accuracy:.2%} is below the minimum of "
-                    f"{evaluation.min_accuracy:.2%} on {report.metrics.num_images:,} test images.",
-                )
-            )
-            accuracy_credit = accuracy_fraction(accuracy, evaluation, spec.rubric)
-        report.checks = checks
-        report.score, report.max_score, report.score_breakdown = score(
-            checks, spec.rubric, accuracy_credit
-        )
-        report.status = "passed" if all(c.passed for c in checks) else "failed"
+        evaluation = evaluate(
+            model_path, inspection, spec, settings=settings, trust=trust, test_set=test_set,
+            evaluator=evaluator, gpu=gpu, on_phase=notify,
+        )  # fmt: skip
+        clock.timings.update(evaluation.timings)
+        report = build_report(spec, inspection, evaluation, file_sha256=sha)
+    except EvaluationRefused as exc:
+        clock.timings.update(exc.evaluation.timings)
+        report = refusal_report(spec, exc.reason, file_sha256=sha, model=model,
+                                device=exc.evaluation.result.device)  # fmt: skip
     except NotGradable as exc:
-        report = refusal_report(spec, exc.reason, file_sha256=report.file_sha256,
-                                model=report.model, device=report.device)  # fmt: skip
+        report = refusal_report(spec, exc.reason, file_sha256=sha, model=model)
     report.timings = {**clock.timings, "total": round(time.perf_counter() - started, 4)}
     return report
 
@@ -241,16 +309,15 @@ def refusal_report(
     device: str | None = None,
     timings: dict[str, float] | None = None,
 ) -> Report:
-    """The "not gradable" report: no checks, no points, the reason in plain words."""
-    rubric = spec.rubric
-    maximum = rubric.architecture + rubric.parameters + (rubric.accuracy if spec.evaluation else 0)
+    """The "not gradable" report: no checks, no points (out of what a graded file could
+    earn), the reason in plain words."""
     return Report(
         status="not_gradable",
         reason=reason,
         assignment=spec.id,
         grader_version=__version__,
         score=0.0,
-        max_score=float(maximum),
+        max_score=max_score(spec),
         file_sha256=file_sha256,
         model=model or ModelInfo(),
         device=device,

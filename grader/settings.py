@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     sandbox_max_file_bytes: int = 64 * MB
     predict_batch_size: int = 500
 
+    # Jobs
+    max_tries: int = 3  # tries before a job failing for infrastructure reasons is set to error
+    queue_test_delay: float = 0.0  # tests only: seconds to sleep inside an evaluation
+
     # Data
     cifar10: Path | None = None
     assignments_dir: Path = Path(__file__).resolve().parent.parent / "assignments"

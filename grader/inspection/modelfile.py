@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 from grader.errors import NotGradable, SandboxUnavailable
+from grader.formats import H5_SUFFIXES, HDF5_MAGIC, KERAS_SUFFIXES, ZIP_MAGIC
 from grader.inspection.isolation import DAMAGED, run_isolated
 from grader.settings import Settings
 
@@ -37,11 +38,6 @@ __all__ = ["ModelFile", "read_model_file"]
 KIB = 1024
 MIB = 1024 * KIB
 
-ZIP_MAGIC = b"PK\x03\x04"
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-
-KERAS_SUFFIXES = frozenset({".keras"})
-H5_SUFFIXES = frozenset({".h5", ".hdf5"})
 
 # What Keras 3.15.1 writes into a .keras archive for models made of plain layers.
 # (An ``assets/`` folder only appears for layers with files, e.g. TextVectorization;

@@ -9,6 +9,7 @@ the inspect worker and batch grading. Whatever the file holds, the answer is an
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,31 @@ class Inspection:
     def loader(self) -> str:
         """Keras 2 files are loaded by Keras 2 (tf-keras), so their numbers are its own."""
         return "tf_keras" if written_by(self.keras_version) == 2 else "keras"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON, so a job can hand the inspection to the evaluate queue."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Inspection:
+        """The inverse of :meth:`to_json` (trusted data: written by :meth:`to_json`)."""
+        arch = dict(data["architecture"])
+        layers = [
+            Layer(**{**layer, "output_shape": _shape(layer["output_shape"])})
+            for layer in arch.pop("layers")
+        ]
+        architecture = Architecture(
+            model_type=arch["model_type"],
+            input_shape=_shape(arch["input_shape"]),
+            output_shape=_shape(arch["output_shape"]),
+            layers=layers,
+            resources=Resources(**arch["resources"]),
+        )
+        return cls(data["format"], data["keras_version"], architecture)
+
+
+def _shape(value: Any) -> Any:
+    return None if value is None else tuple(value)
 
 
 def limits_from(settings: Settings) -> Limits:

@@ -12,7 +12,7 @@ Reliability settings, and why:
 * ``worker_prefetch_multiplier=1``: a worker never holds messages it is not
   working on, so a busy worker does not hide queued jobs from idle ones.
 * Duplicates are harmless by design: every job starts with a compare-and-set
-  claim on the submission row (see :mod:`grader.queue.lifecycle`).
+  claim on the submission row (see :mod:`grader.service.lifecycle`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
+from sqlalchemy.pool import NullPool
 
 from grader.queue.gpu import EVALUATE, INSPECT
 
@@ -53,7 +54,9 @@ def transport_options(url: str) -> dict[str, Any]:
     """Per-transport options: kombu passes the SQL transport's straight to create_engine."""
     if url.startswith("sqla+"):
         if url.startswith("sqla+sqlite"):
-            return {"connect_args": {"timeout": 30}}
+            # No pool: SQLite connections are cheap, and kombu's threads (the consumer, the
+            # watchdog, publishers) would otherwise exhaust QueuePool's 5 + 10 under load.
+            return {"connect_args": {"timeout": 30}, "poolclass": NullPool}
         return {"pool_pre_ping": True}
     visibility = int(os.environ.get("GRADER_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT))
     options: dict[str, Any] = {

@@ -1,5 +1,5 @@
-"""Per-process resources of a worker: the Flask app (database, storage), the
-evaluator (warm sandbox when available) and the knobs read from the environment."""
+"""Per-process resources of a worker: its service (database, storage, settings),
+the evaluator (warm sandbox when available) and the knobs read from the environment."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from grader.service.context import Service, default_instance_dir
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_apps: dict[int, Flask] = {}
+_services: dict[int, Service] = {}
 _evaluators: dict[int, Any] = {}
 
 
@@ -25,49 +25,18 @@ def env_float(name: str, default: float) -> float:
         return default
 
 
-def max_tries() -> int:
-    """Tries before a job that keeps failing for infrastructure reasons is set to error."""
-    return max(1, int(env_float("GRADER_MAX_TRIES", 3)))
-
-
-def tune_sqlite(app: Flask) -> None:
-    """SQLite shared by a web process and workers: WAL and a long busy timeout."""
-    from sqlalchemy import event
-
-    from grader.web.extensions import db
-
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        return
-    with app.app_context():
-        engine = db.engine
-        if getattr(engine, "_grader_tuned", False):
-            return
-
-        def on_connect(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout = 30000")
-            cur.execute("PRAGMA journal_mode = WAL")
-            cur.close()
-
-        event.listen(engine, "connect", on_connect)
-        engine._grader_tuned = True  # type: ignore[attr-defined]
-        engine.dispose()  # connections opened before the listener get it too
-
-
-def flask_app() -> Flask:
-    """This process's Flask app (one per pid: a forked child must not share the parent's
-    database connections)."""
+def worker_service() -> Service:
+    """This process's service: database, storage and settings from the environment, as
+    for the web app, without building it (one per pid: a forked child must not share
+    the parent's database connections)."""
     pid = os.getpid()
     with _lock:
-        app = _apps.get(pid)
-        if app is None:
-            from grader.web import create_app
-
-            app = create_app({"GRADER_EXECUTOR": "none"})
-            tune_sqlite(app)
-            _apps.clear()
-            _apps[pid] = app
-        return app
+        service = _services.get(pid)
+        if service is None:
+            service = Service(instance_path=default_instance_dir())
+            _services.clear()
+            _services[pid] = service
+        return service
 
 
 def evaluator() -> Callable[..., Any]:

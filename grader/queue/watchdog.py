@@ -27,11 +27,14 @@ from datetime import timedelta
 from celery import Celery
 from sqlalchemy import select
 
-from grader.queue import lifecycle
 from grader.queue.celery_app import broker_depth, dispatch
-from grader.queue.lifecycle import EVALUATE, INSPECT, QUEUE_ALIASES, RUNNING
-from grader.queue.runtime import env_float, flask_app, max_tries
-from grader.web.models import INSPECTING, QUEUED, Submission, utcnow
+from grader.queue.runtime import env_float, worker_service
+from grader.service import lifecycle
+from grader.service.context import current
+from grader.service.database import db
+from grader.service.lifecycle import EVALUATE, INSPECT, QUEUE_ALIASES, RUNNING
+from grader.service.models import INSPECTING, QUEUED, Submission, utcnow
+from grader.service.specs import spec_of
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,6 @@ def time_limit(sub: Submission, wall_default: int, grace: float) -> float:
         return grace
     wall: float = wall_default
     try:
-        from grader.web.grading import spec_of
-
         evaluation = spec_of(sub.spec_version).evaluation
         if evaluation is not None:
             wall = evaluation.time_limit_seconds
@@ -81,12 +82,10 @@ class Watchdog:
 
     def sweep(self) -> dict[str, int]:
         """Requeue or fail stuck jobs, resend lost messages (inside an app context)."""
-        from grader.web.extensions import db
-        from grader.web.grading import settings
 
         counts = {"requeued": 0, "error": 0, "resent": 0}
         now = utcnow()
-        wall = settings().sandbox_wall_seconds
+        wall = current().settings.sandbox_wall_seconds
         running = db.session.scalars(select(Submission).where(Submission.state.in_(RUNNING)))
         stuck = []
         for sub in running.all():
@@ -96,7 +95,7 @@ class Watchdog:
         db.session.rollback()
         for sid, token, state, limit, host in stuck:
             reason = f"no result from {host} within {limit:.0f} s while {state}"
-            outcome, queue = lifecycle.release(sid, token, reason, max_tries())
+            outcome, queue = lifecycle.release(sid, token, reason, current().settings.max_tries)
             if outcome in counts:
                 counts[outcome] += 1
             if queue is not None:
@@ -107,7 +106,6 @@ class Watchdog:
         return counts
 
     def _lost_messages(self, queue: str) -> int:
-        from grader.web.extensions import db
 
         queued = set(
             db.session.scalars(
@@ -135,7 +133,6 @@ class Watchdog:
 
     def reclaim(self, node: str) -> int:
         """At start-up: release the jobs this node name held when it last died."""
-        from grader.web.extensions import db
 
         rows = db.session.execute(
             select(Submission.id, Submission.job_id).where(
@@ -146,7 +143,7 @@ class Watchdog:
         n = 0
         for sid, token in rows:
             outcome, queue = lifecycle.release(
-                sid, token, f"worker {node} restarted during the job", max_tries()
+                sid, token, f"worker {node} restarted during the job", current().settings.max_tries
             )
             if queue is not None:
                 _resend(self.celery, [sid], queue)
@@ -158,7 +155,7 @@ class Watchdog:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                with flask_app().app_context():
+                with worker_service().activate():
                     self.sweep()
             except Exception:  # the database or broker is down: try again next time
                 log.exception("watchdog sweep failed")

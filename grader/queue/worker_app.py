@@ -21,12 +21,12 @@ from celery.signals import (
 
 from grader.queue.celery_app import broker_url, make_celery
 from grader.queue.gpu import PREWARM_ENV
-from grader.queue.runtime import close_evaluator, env_float, flask_app, prewarm
+from grader.queue.runtime import close_evaluator, env_float, prewarm, worker_service
 from grader.queue.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
-app = make_celery(broker_url(flask_app().instance_path))
+app = make_celery(broker_url(worker_service().instance_path))
 app.set_default()
 import grader.queue.tasks  # noqa: E402,F401  (registers the tasks on this app)
 
@@ -40,7 +40,7 @@ def _on_ready(sender: Any = None, **_kwargs: Any) -> None:
     node = getattr(sender, "hostname", None) or ""
     watchdog = Watchdog(app)
     try:
-        with flask_app().app_context():
+        with worker_service().activate():
             if node:
                 watchdog.reclaim(node)
             watchdog.sweep()

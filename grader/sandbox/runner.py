@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from grader.errors import NotGradable, SandboxUnavailable
+from grader.formats import EXTENSIONS
 from grader.sandbox import launcher as _launcher
 from grader.sandbox.policy import (
     IMAGES_NAME,
@@ -48,7 +49,6 @@ SUMMARY_MAX_BYTES = 16 * 1024 * 1024
 STREAM_MAX_BYTES = 4 * 1024 * 1024
 #: Seconds the runner waits beyond ``timeout -k`` before killing the group itself.
 RUNNER_SLACK_SECONDS = 10
-_MODEL_SUFFIXES = {".keras", ".h5", ".hdf5"}
 
 
 @dataclass
@@ -273,7 +273,7 @@ def require_sandbox() -> None:
 def model_suffix(model_path: Path) -> str:
     """The file's suffix, lower-cased; NotGradable unless it is a Keras model format."""
     suffix = Path(model_path).suffix.lower()
-    if suffix not in _MODEL_SUFFIXES:
+    if suffix not in EXTENSIONS:
         raise NotGradable(
             f"The model file must end in .keras, .h5 or .hdf5, not {suffix or 'nothing'!r}."
         )

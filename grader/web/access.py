@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 from flask import abort
 from flask_login import current_user, login_required
 
-from grader.web.extensions import db
-from grader.web.models import Assignment, Submission
+from grader.service.database import db
+from grader.service.models import Assignment, Submission
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,18 +9,9 @@ from flask import Blueprint, abort, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from grader.web.access import MAX_ID, get_assignment
-from grader.web.extensions import db
-from grader.web.grading import (
-    SubmissionRefused,
-    attempts_left_today,
-    create_submission,
-    current_phase,
-    current_spec,
-    queue_position,
-    standing,
-)
-from grader.web.models import (
+from grader.service.database import db
+from grader.service.lifecycle import current_phase, queue_position
+from grader.service.models import (
     TERMINAL_STATES,
     ApiToken,
     Assignment,
@@ -29,6 +20,10 @@ from grader.web.models import (
     hash_token,
     utcnow,
 )
+from grader.service.policy import attempts_left_today, standing
+from grader.service.specs import current_spec
+from grader.service.submissions import SubmissionRefused, create_submission
+from grader.web.access import MAX_ID, get_assignment
 from grader.web.openapi import OPENAPI
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -7,28 +7,29 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import (
+    Flask,
+    current_app,
+    has_app_context,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
+from grader.service.context import Service, default_instance_dir, register_resolver
+from grader.service.database import database_url, db
+from grader.service.executors import make_executor
 from grader.settings import get_settings
-from grader.web.extensions import csrf, db, limiter, login_manager
+from grader.web.extensions import csrf, limiter, login_manager
 
 _markdown = MarkdownIt("js-default")  # raw HTML disabled: descriptions are rendered safely
 
 # Multipart framing around the file; the file itself is capped exactly by storage.
 UPLOAD_SLACK = 64 * 1024
-
-
-def database_url(instance_path: str) -> str:
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        return f"sqlite:///{Path(instance_path) / 'grader.db'}"
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def _secret_key(instance_path: str) -> str:
@@ -43,21 +44,57 @@ def _secret_key(instance_path: str) -> str:
     return path.read_text().strip()
 
 
+def _app_service() -> Service | None:
+    """Inside an app context, the service is that app's."""
+    return current_app.extensions.get("grader") if has_app_context() else None
+
+
+def executor_mode(app: Flask) -> str:
+    """The configured executor; the environment may override the factory default."""
+    mode = app.config.get("GRADER_EXECUTOR", "thread")
+    env = os.environ.get("GRADER_EXECUTOR")
+    if mode == "thread" and env in ("celery", "thread", "sync", "none"):
+        return env
+    return mode
+
+
+def _init_service(app: Flask) -> None:
+    """The app's database, storage, settings and executor (the service layer's),
+    active inside every app context and closed at its end."""
+    service = Service(
+        instance_path=app.instance_path,
+        url=app.config["SQLALCHEMY_DATABASE_URI"],
+        settings=app.config["GRADER_SETTINGS"],
+        storage_config=app.config,
+        password_method=app.config.get("PASSWORD_HASH_METHOD", "scrypt"),
+    )
+    service.executor = make_executor(
+        executor_mode(app),
+        service,
+        workers=int(app.config.get("GRADER_WORKERS", 1)),
+        broker_url=app.config.get("CELERY_BROKER_URL"),
+    )
+    app.extensions["grader"] = service
+    app.extensions["grader_executor"] = service.executor
+    register_resolver(_app_service)
+
+    @app.teardown_appcontext
+    def close_session(_exc: BaseException | None) -> None:
+        service.session.remove()
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app; ``config`` overrides everything (tests pass a tmp instance dir)."""
     config = dict(config or {})
-    instance_path = config.pop("INSTANCE_PATH", None) or os.environ.get("GRADER_INSTANCE_DIR")
+    instance_path = config.pop("INSTANCE_PATH", None) or default_instance_dir()
     app = Flask(
-        __name__,
-        instance_path=str(Path(instance_path).resolve()) if instance_path else None,
-        instance_relative_config=True,
+        __name__, instance_path=str(Path(instance_path).resolve()), instance_relative_config=True
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     settings = config.get("GRADER_SETTINGS") or get_settings()
     app.config.update(
         SECRET_KEY=config.get("SECRET_KEY") or _secret_key(app.instance_path),
         SQLALCHEMY_DATABASE_URI=database_url(app.instance_path),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
         GRADER_SETTINGS=settings,
         GRADER_SUBMISSIONS_DIR=os.environ.get("GRADER_SUBMISSIONS_DIR")
         or str(Path.cwd() / "submissions"),
@@ -76,14 +113,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             UPLOAD_SLACK
         )
 
-    db.init_app(app)
+    _init_service(app)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
 
-    from grader.web.models import User
+    from grader.service.models import User
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
@@ -100,16 +137,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)
 
-    from grader.web.jobs import init_executor
-
-    init_executor(app)
-
     @app.get("/healthz")
     def healthz() -> tuple[dict[str, str], int]:
         """For load balancers and compose: 200 only when the database answers."""
         from sqlalchemy import text
-
-        from grader.web.extensions import db
 
         try:
             db.session.execute(text("SELECT 1"))
@@ -136,7 +167,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from grader.web.grading import ACCEPTED_EXTENSIONS
+    from grader.formats import EXTENSIONS as ACCEPTED_EXTENSIONS
 
     @app.template_filter("markdown")
     def markdown_filter(text: str | None) -> Markup:

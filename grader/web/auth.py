@@ -18,9 +18,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from grader.web.extensions import db, limiter
+from grader.service.database import db
+from grader.service.models import ApiToken, User, hash_token, utcnow
+from grader.web.extensions import limiter
 from grader.web.forms import EmptyForm, LoginForm, SetPasswordForm, TokenForm
-from grader.web.models import ApiToken, User, hash_token, utcnow
 
 bp = Blueprint("auth", __name__)
 

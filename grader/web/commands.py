@@ -52,7 +52,7 @@ def register_commands(cli: click.Group) -> None:
 @click.command("init-db")
 def init_db() -> None:
     """Create the database (or bring it up to date) with Alembic migrations."""
-    from grader.web.migrate import upgrade
+    from grader.service.migrate import upgrade
 
     app = _app()
     upgrade(app)
@@ -62,7 +62,7 @@ def init_db() -> None:
 @click.command("upgrade")
 def upgrade_db() -> None:
     """Apply pending database migrations."""
-    from grader.web.migrate import upgrade
+    from grader.service.migrate import upgrade
 
     upgrade(_app())
     click.echo("Database upgraded.")
@@ -87,8 +87,8 @@ def create_user(
     """Create a user or reset an existing user's password and role."""
     from sqlalchemy import select
 
-    from grader.web.extensions import db
-    from grader.web.models import User
+    from grader.service.database import db
+    from grader.service.models import User
 
     if random_password:
         password = secrets.token_urlsafe(12)
@@ -136,8 +136,8 @@ def import_roster_cmd(csv_file: Path, base_url: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def import_assignments(paths: tuple[Path, ...]) -> None:
     """Add or update assignments from spec files (default: the assignments folder)."""
+    from grader.service.specs import import_spec_files
     from grader.settings import get_settings
-    from grader.web.grading import import_spec_files
 
     files: list[Path] = []
     for path in paths or (get_settings().assignments_dir,):
@@ -178,10 +178,9 @@ def regrade_cmd(
     """
     from sqlalchemy import select
 
-    from grader.web.extensions import db
-    from grader.web.grading import requeue
-    from grader.web.jobs import submit_for_grading
-    from grader.web.models import TERMINAL_STATES, Submission
+    from grader.service.database import db
+    from grader.service.models import TERMINAL_STATES, Submission
+    from grader.service.submissions import requeue, submit_for_grading
 
     if not assignment_id and not submission_ids:
         raise click.UsageError("give --assignment or --submission")
@@ -231,8 +230,8 @@ def _wait_for(ids: list[int], label: str, timeout: float, done_states: tuple[str
     """A progress bar over ``ids`` reaching a final state (read from the database)."""
     from sqlalchemy import func, select
 
-    from grader.web.extensions import db
-    from grader.web.models import Submission
+    from grader.service.database import db
+    from grader.service.models import Submission
 
     deadline = time.monotonic() + timeout
     finished = 0
@@ -258,9 +257,9 @@ def _wait_for(ids: list[int], label: str, timeout: float, done_states: tuple[str
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 def export_grades(assignment_id: str, output: Path | None) -> None:
     """Write an assignment's gradebook as CSV (stdout by default)."""
-    from grader.web.extensions import db
+    from grader.service.database import db
+    from grader.service.models import Assignment
     from grader.web.gradebook import gradebook_csv
-    from grader.web.models import Assignment
 
     app = _app()
     with app.app_context():
@@ -329,16 +328,14 @@ def serve(
     from werkzeug.serving import run_simple
 
     from grader.queue.gpu import cores_available
+    from grader.service.migrate import upgrade
+    from grader.service.specs import import_spec_files
+    from grader.service.submissions import recover_incomplete
     from grader.web import create_app
-    from grader.web.grading import import_spec_files, recover_incomplete
-    from grader.web.migrate import upgrade
 
     workers = workers or cores_available()
     app = create_app({"GRADER_EXECUTOR": executor, "GRADER_WORKERS": min(workers, 2)})
     upgrade(app)
-    from grader.queue.runtime import tune_sqlite
-
-    tune_sqlite(app)
     with app.app_context():
         if not no_import:
             from grader.settings import get_settings
@@ -434,9 +431,9 @@ def queue_cmd(show_all: bool) -> None:
     """Show the grading queues: waiting and running jobs, phase, position, worker."""
     from sqlalchemy import select
 
-    from grader.web.extensions import db
-    from grader.web.grading import current_phase, queue_position
-    from grader.web.models import ACTIVE_STATES, QUEUED, Submission
+    from grader.service.database import db
+    from grader.service.lifecycle import current_phase, queue_position
+    from grader.service.models import ACTIVE_STATES, QUEUED, Submission
 
     app = _app()
     with app.app_context():
@@ -459,7 +456,7 @@ def queue_cmd(show_all: bool) -> None:
             where = (
                 f"position {queue_position(sub)}"
                 if sub.state == QUEUED
-                else f"on {sub.worker_host}, try {sub.attempts}"
+                else f"on {sub.worker_host}, try {sub.tries}"
             )
             click.echo(
                 f"#{sub.id} {sub.user.username} {sub.assignment_id}: {current_phase(sub)} ({where})"

@@ -27,8 +27,13 @@ from flask import Flask
 from sqlalchemy import select
 
 from grader.errors import ConfigurationError
-from grader.web.extensions import db
-from grader.web.models import ACTIVE_STATES, ERROR, Assignment, Submission, User, audit
+from grader.formats import sniff_head
+from grader.service.context import settings, storage
+from grader.service.database import db
+from grader.service.executors import grade_inline
+from grader.service.models import ACTIVE_STATES, ERROR, Assignment, Submission, User, audit
+from grader.service.specs import import_spec_files
+from grader.service.submissions import record_upload, requeue
 
 CREDENTIALS_FILE = "demo-credentials.json"
 DEFAULT_URL = "http://127.0.0.1:5000/"
@@ -266,7 +271,6 @@ def _ensure_accounts(instance: Path, created: list[str]) -> list[DemoAccount]:
 
 def _ensure_assignments(created: list[str]) -> list[Assignment]:
     """Import the shipped assignments folder (unchanged specs are left as they are)."""
-    from grader.web.grading import import_spec_files, settings
 
     folder = settings().assignments_dir
     files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
@@ -290,7 +294,6 @@ def _ensure_assignments(created: list[str]) -> list[Assignment]:
 def _ensure_submissions(
     accounts: list[DemoAccount], say: Echo, created: list[str]
 ) -> list[DemoSubmission]:
-    from grader.web.grading import requeue, run_grading
 
     ours = {a.username for a in accounts if a.password is not None}
     todo: list[tuple[DemoSubmissionSpec, Submission | None]] = []
@@ -318,7 +321,7 @@ def _ensure_submissions(
         if sub.state in ACTIVE_STATES:
             say(f"demo: grading {item.username}'s {item.filename} for {item.assignment} ...")
             started = time.monotonic()
-            run_grading(sub.id)
+            grade_inline(sub.id)
             db.session.expire_all()
             sub = db.session.get(Submission, sub.id)
             assert sub is not None
@@ -355,15 +358,13 @@ def _find(item: DemoSubmissionSpec) -> Submission | None:
 
 def _store(item: DemoSubmissionSpec, content: bytes) -> Submission:
     """Store the file and a queued submission, the way an upload would."""
-    from grader.web.grading import record_upload, storage
-    from grader.web.storage import sniff_format
 
     user = db.session.scalar(select(User).where(User.username == item.username))
     assignment = db.session.get(Assignment, item.assignment)
     if user is None or assignment is None or assignment.current_version is None:
         raise ConfigurationError(f"demo: {item.username} or {item.assignment} is missing")
     sha, size = storage().put(content)
-    return record_upload(user, assignment, sha, size, item.filename, sniff_format(content[:8]))
+    return record_upload(user, assignment, sha, size, item.filename, sniff_head(content[:8]))
 
 
 # --- Models (Keras is imported only here, and only when a model is missing) ---

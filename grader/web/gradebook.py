@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from grader.web.extensions import db
-from grader.web.grading import Standing, current_spec, standing_from
-from grader.web.models import Assignment, Submission, User, audit
+from grader.service.database import db
+from grader.service.models import Assignment, Submission, User, audit
+from grader.service.policy import Standing, standing_from
+from grader.service.specs import current_spec
 
 SORT_KEYS = ("student", "best", "latest", "counted", "attempts", "late", "status")
 

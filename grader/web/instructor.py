@@ -18,9 +18,12 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from grader.errors import ConfigurationError
+from grader.service.database import db
+from grader.service.models import SCORED_STATES, Assignment, AuditLog, Submission, User
+from grader.service.specs import current_spec, import_spec
+from grader.service.submissions import override, queue_counts, regrade
 from grader.web import charts
 from grader.web.access import get_assignment, instructor_required, visible_submission
-from grader.web.extensions import db
 from grader.web.forms import (
     ConfirmForm,
     EmptyForm,
@@ -29,14 +32,6 @@ from grader.web.forms import (
     SpecUploadForm,
 )
 from grader.web.gradebook import RosterError, gradebook, gradebook_csv, import_roster
-from grader.web.grading import (
-    current_spec,
-    import_spec,
-    override,
-    queue_counts,
-    regrade,
-)
-from grader.web.models import SCORED_STATES, Assignment, AuditLog, Submission, User
 
 bp = Blueprint("instructor", __name__, url_prefix="/instructor")
 

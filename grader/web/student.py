@@ -16,19 +16,15 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from grader.service.context import storage
+from grader.service.database import db
+from grader.service.models import TERMINAL_STATES, Assignment, AuditLog, Submission
+from grader.service.policy import attempts_left_today, standing
+from grader.service.specs import current_spec
+from grader.service.submissions import SubmissionRefused, create_submission
 from grader.web import charts
 from grader.web.access import visible_assignment, visible_submission
-from grader.web.extensions import db
 from grader.web.forms import ConfirmForm, EmptyForm, OverrideForm, UploadForm
-from grader.web.grading import (
-    SubmissionRefused,
-    attempts_left_today,
-    create_submission,
-    current_spec,
-    standing,
-    storage,
-)
-from grader.web.models import TERMINAL_STATES, Assignment, AuditLog, Submission
 
 bp = Blueprint("student", __name__)
 
@@ -138,7 +134,7 @@ def submission(submission_id: int) -> str:
 @bp.app_template_global("queue_info")
 def queue_info(sub: Submission) -> dict[str, object]:
     """Queue position (0 = next) and the current phase, for the live status fragment."""
-    from grader.web.grading import current_phase, queue_position
+    from grader.service.lifecycle import current_phase, queue_position
 
     return {
         "position": queue_position(sub),

@@ -67,7 +67,6 @@ class Stack:
     workers: list[Worker] = field(default_factory=list)
 
     def create_app(self, **extra: Any) -> Any:
-        from grader.queue.runtime import tune_sqlite
         from grader.web import create_app
 
         config = {
@@ -85,13 +84,12 @@ class Stack:
         }
         config.update(extra)
         app = create_app(config)
-        tune_sqlite(app)
         return app
 
     def setup_db(self, students: int = 2) -> None:
-        from grader.web.extensions import db
-        from grader.web.grading import import_spec_files
-        from grader.web.models import User
+        from grader.service.database import db
+        from grader.service.models import User
+        from grader.service.specs import import_spec_files
 
         self.app = self.create_app()
         with self.app.app_context():
@@ -108,9 +106,9 @@ class Stack:
 
     def submit(self, username: str, assignment: str, path: Path) -> int:
         """Upload as a student would (storage + row + executor), return the id."""
-        from grader.web.extensions import db
-        from grader.web.grading import create_submission
-        from grader.web.models import Assignment, User
+        from grader.service.database import db
+        from grader.service.models import Assignment, User
+        from grader.service.submissions import create_submission
 
         with self.app.app_context():
             user = db.session.query(User).filter_by(username=username).one()
@@ -119,8 +117,8 @@ class Stack:
                 return create_submission(user, item, fh, path.name).id
 
     def rows(self, ids: list[int] | None = None) -> dict[int, Any]:
-        from grader.web.extensions import db
-        from grader.web.models import Submission
+        from grader.service.database import db
+        from grader.service.models import Submission
 
         with self.app.app_context():
             query = db.session.query(Submission)
@@ -131,7 +129,7 @@ class Stack:
                 out[s.id] = {
                     "state": s.state,
                     "queue": s.queue,
-                    "attempts": s.attempts,
+                    "tries_total": s.tries_total,
                     "worker": s.worker_host,
                     "result": s.result.status if s.result else None,
                     "reason": s.result.reason if s.result else None,
@@ -150,8 +148,8 @@ class Stack:
             return out
 
     def result_count(self) -> int:
-        from grader.web.extensions import db
-        from grader.web.models import Result
+        from grader.service.database import db
+        from grader.service.models import Result
 
         with self.app.app_context():
             n = db.session.query(Result).count()
@@ -159,7 +157,7 @@ class Stack:
             return n
 
     def wait_final(self, ids: list[int], timeout: float) -> dict[int, Any]:
-        from grader.web.models import TERMINAL_STATES
+        from grader.service.models import TERMINAL_STATES
 
         def done() -> dict[int, Any] | None:
             rows = self.rows(ids)
@@ -196,7 +194,7 @@ class Stack:
         for w in self.workers:
             w.stop()
         if self.app is not None:
-            from grader.web.extensions import db
+            from grader.service.database import db
 
             with self.app.app_context():
                 executor = self.app.extensions.get("grader_executor")

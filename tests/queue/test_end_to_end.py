@@ -32,7 +32,7 @@ def _round_trip(stack: Stack, models: dict[str, Path]) -> None:
     assert all(t is not None for t in times), times
     assert times == sorted(times)
     assert good["worker"].startswith("w1-evaluate@")
-    assert good["attempts"] == 1
+    assert good["tries_total"] == 1
     assert stack.result_count() == len(ids)
 
 

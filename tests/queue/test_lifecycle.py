@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from queueutil import Stack
 
-from grader.queue import lifecycle
 from grader.queue.watchdog import Watchdog
+from grader.service import lifecycle
 
 
 class FakeCelery:
@@ -30,10 +30,7 @@ def stack(request: pytest.FixtureRequest, models: dict[str, Path]) -> Stack:
         f"{'sqlite' if request.param == 'sqlite' else 'pg_redis'}_stack"
     )
     s.setup_db()
-    s.app.config["GRADER_EXECUTOR"] = "none"
-    from grader.web.jobs import init_executor
-
-    init_executor(s.app)
+    s.app = s.create_app(GRADER_EXECUTOR="none")
     return s
 
 
@@ -44,7 +41,7 @@ def _report(status: str = "passed") -> Any:
 
 
 def test_one_claim_wins_and_one_result_is_written(stack: Stack, models: dict[str, Path]) -> None:
-    from grader.web.extensions import db
+    from grader.service.database import db
 
     sid = stack.submit("s0", "day096-conv2d", models["good"])
     tokens: list[str | None] = []
@@ -75,8 +72,8 @@ def test_one_claim_wins_and_one_result_is_written(stack: Stack, models: dict[str
 def test_release_requeues_then_fails_as_infrastructure_error(
     stack: Stack, models: dict[str, Path]
 ) -> None:
-    from grader.web.extensions import db
-    from grader.web.models import FREE_STATES
+    from grader.service.database import db
+    from grader.service.models import FREE_STATES
 
     sid = stack.submit("s0", "day096-conv2d", models["good"])
     with stack.app.app_context():
@@ -97,8 +94,8 @@ def test_watchdog_requeues_stuck_jobs_and_resends_lost_messages(
     stack: Stack, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from grader.queue import watchdog as wd
-    from grader.web.extensions import db
-    from grader.web.models import Submission
+    from grader.service.database import db
+    from grader.service.models import Submission
 
     stuck = stack.submit("s0", "day096-conv2d", models["good"])
     lost = stack.submit("s1", "day096-conv2d", models["good"])
@@ -125,9 +122,9 @@ def test_watchdog_requeues_stuck_jobs_and_resends_lost_messages(
 
 
 def test_queue_position_and_phase(stack: Stack, models: dict[str, Path]) -> None:
-    from grader.web.extensions import db
-    from grader.web.grading import current_phase, queue_position
-    from grader.web.models import Submission
+    from grader.service.database import db
+    from grader.service.lifecycle import current_phase, queue_position
+    from grader.service.models import Submission
 
     ids = [stack.submit(f"s{i % 2}", "day096-conv2d", models["garbage"]) for i in range(3)]
     with stack.app.app_context():

@@ -49,8 +49,8 @@ def test_serve_runs_web_and_worker_and_stops_cleanly(
             "CELERY_BROKER_URL": f"sqla+sqlite:///{instance / 'broker.sqlite'}",
         })  # fmt: skip
         stack.app = stack.create_app()
-        from grader.web.extensions import db
-        from grader.web.models import User
+        from grader.service.database import db
+        from grader.service.models import User
 
         with stack.app.app_context():
             db.session.add(User(username="s0", role="student"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.web.storage import S3Storage, StorageError, TooLarge, open_storage
+from grader.service.storage import S3Storage, StorageError, TooLarge, open_storage
 
 
 @pytest.fixture(scope="module")

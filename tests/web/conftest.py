@@ -16,8 +16,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import make_config, seed
 
+from grader.service.database import db
 from grader.web import create_app
-from grader.web.extensions import db
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

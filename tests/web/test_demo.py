@@ -18,10 +18,8 @@ from flask import Flask
 from sqlalchemy import func, select
 from webutil import PASSWORD, fake_report, make_config
 
-from grader.web import create_app, demo
-from grader.web.demo import DemoInfo, seed_demo
-from grader.web.extensions import db
-from grader.web.models import (
+from grader.service.database import db
+from grader.service.models import (
     Assignment,
     AuditLog,
     Result,
@@ -29,6 +27,8 @@ from grader.web.models import (
     Submission,
     User,
 )
+from grader.web import create_app, demo
+from grader.web.demo import DemoInfo, seed_demo
 
 URL = "http://127.0.0.1:5000/"
 
@@ -97,7 +97,7 @@ def test_seeding_creates_the_demo_course(seeded: Seeded) -> None:
         assert not refused.uses_attempt
 
         # Real .keras files, stored content-addressed and intact.
-        from grader.web.grading import storage
+        from grader.service.context import storage
 
         for sub in subs.values():
             assert sub.file_format == "keras"
@@ -187,7 +187,7 @@ def empty_app(app_config: dict[str, Any]) -> Iterator[Flask]:
 
 def test_seed_twice_on_every_backend(empty_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole flow twice, with stand-in files and reports instead of Keras."""
-    from grader.web import grading
+    from grader.service import lifecycle
 
     expected = {item.filename: item.expected for item in demo.DEMO_SUBMISSIONS}
 
@@ -195,12 +195,12 @@ def test_seed_twice_on_every_backend(empty_app: Flask, monkeypatch: pytest.Monke
         sub = db.session.get(Submission, submission_id)
         assert sub is not None and sub.state == "queued"
         report = fake_report(sub.assignment_id, expected[sub.original_filename])
-        grading.store_report(sub, report)
+        lifecycle.store_report(sub, report)
 
     monkeypatch.setattr(
         demo, "_model_bytes", lambda names: {n: b"PK\x03\x04" + n.encode() for n in names}
     )
-    monkeypatch.setattr(grading, "run_grading", fake_grading)
+    monkeypatch.setattr(demo, "grade_inline", fake_grading)
     first = seed_demo(empty_app, echo=None)
     assert [s.status for s in first.submissions] == ["passed", "failed", "not_gradable"]
     assert len(first.created) == 3 + 3 + 3

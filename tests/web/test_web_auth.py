@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import PASSWORD, add_submission, login
 
+from grader.service.database import db
 from grader.web import create_app
-from grader.web.extensions import db
 
 
 def test_wrong_password_is_refused(client: FlaskClient) -> None:
@@ -29,7 +29,7 @@ def test_open_redirect_is_ignored(client: FlaskClient) -> None:
 
 
 def test_passwords_are_hashed(app: Flask) -> None:
-    from grader.web.models import User
+    from grader.service.models import User
 
     with app.app_context():
         user = db.session.query(User).filter_by(username="alice").one()
@@ -68,7 +68,7 @@ def test_csrf_rejects_forms_without_token(app: Flask, app_config: dict[str, Any]
         ("/logout", {}),
     ):
         assert client.post(url, data=data).status_code == 400, url
-    from grader.web.models import Submission
+    from grader.service.models import Submission
 
     with app.app_context():
         assert db.session.get(Submission, sid).override_score is None
@@ -96,7 +96,7 @@ def test_login_is_rate_limited(app: Flask, app_config: dict[str, Any]) -> None:
 
 
 def test_one_time_link(app: Flask, client: FlaskClient) -> None:
-    from grader.web.models import User
+    from grader.service.models import User
 
     with app.app_context():
         user = User(username="carol", role="student")
@@ -120,7 +120,7 @@ def test_api_token_lifecycle(app: Flask, client: FlaskClient) -> None:
     api = app.test_client()
     headers = {"Authorization": f"Bearer {raw}"}
     assert api.get("/api/v1/me", headers=headers).get_json()["username"] == "alice"
-    from grader.web.models import ApiToken
+    from grader.service.models import ApiToken
 
     with app.app_context():
         token = db.session.query(ApiToken).one()

@@ -16,8 +16,8 @@ from flask import Flask
 from webutil import ASSIGNMENTS, add_submission, api_token
 from werkzeug.serving import make_server
 
+from grader.service.database import db
 from grader.web.commands import register_commands
-from grader.web.extensions import db
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, app: Flask) -> click.Group:
 
 
 def test_admin_commands(cli: click.Group, app: Flask, tmp_path: Path) -> None:
-    from grader.web.models import Assignment, User
+    from grader.service.models import Assignment, User
 
     runner = CliRunner()
     result = runner.invoke(
@@ -81,14 +81,10 @@ def test_admin_commands(cli: click.Group, app: Flask, tmp_path: Path) -> None:
 
 
 def test_regrade_command(cli: click.Group, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    from webutil import fake_report
-
-    import grader.pipeline
+    from webutil import fake_pipeline, fake_report
 
     sid = add_submission(app, "alice", status="failed")
-    monkeypatch.setattr(
-        grader.pipeline, "grade_file", lambda *a, **k: fake_report("day097-cifar10", "passed")
-    )
+    fake_pipeline(monkeypatch, fake_report("day097-cifar10", "passed"))
     result = CliRunner().invoke(cli, ["regrade", "--submission", str(sid)])
     assert result.exit_code == 0 and "graded 85.0" in result.output, result.output
 
@@ -127,7 +123,7 @@ def test_migrations_match_models(app: Flask, tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from grader.web.migrate import upgrade
+    from grader.service.migrate import upgrade
 
     with app.app_context():
         db.drop_all()

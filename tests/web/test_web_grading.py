@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import login
 
+from grader.service.database import db
+from grader.service.models import Result, Submission
 from grader.web import create_app
-from grader.web.extensions import db
-from grader.web.models import Result, Submission
 
 A = "day096-conv2d"
 
@@ -50,20 +50,21 @@ def test_real_model_is_graded_in_the_background(thread_app: Flask, tiny_model: P
     sub = _wait(thread_app, sid)
     assert sub.state == "graded", sub.log
     assert sub.started_at and sub.inspected_at and sub.finished_at and sub.worker_host
-    assert sub.attempts == 1 and "phase: inspecting" in sub.log
+    assert sub.tries_total == 1 and "inspect started" in sub.log
     page = client.get(f"/submissions/{sid}").get_data(as_text=True)
     assert "100 / 100" in page and "Conv2D" in page and "18,496" in page
     assert "Time per phase" in page
     # Idempotent: running the job again for a finished submission changes nothing,
     # and a regrade replaces the one result row.
-    from grader.web.grading import regrade, run_grading
+    from grader.service.executors import grade_inline as run_grading
+    from grader.service.submissions import regrade
 
     with thread_app.app_context():
         run_grading(sid)
         assert db.session.query(Result).count() == 1
         regrade([db.session.get(Submission, sid)], None)
     sub = _wait(thread_app, sid)
-    assert sub.state == "graded" and sub.attempts == 2
+    assert sub.state == "graded" and sub.tries_total == 2
     with thread_app.app_context():
         assert db.session.query(Result).count() == 1
 
@@ -84,12 +85,12 @@ def test_hostile_file_is_not_gradable_and_free(thread_app: Flask) -> None:
 
 
 def test_infrastructure_failure_is_recorded(app: Flask, client: FlaskClient, monkeypatch) -> None:
-    import grader.pipeline
+    from grader.service import jobs
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("sandbox unavailable")
 
-    monkeypatch.setattr(grader.pipeline, "grade_file", boom)
+    monkeypatch.setattr(jobs, "inspect_file", boom)
     sync = create_app(dict(app.config, GRADER_EXECUTOR="sync", INSTANCE_PATH=app.instance_path))
     c = sync.test_client()
     login(c, "alice")

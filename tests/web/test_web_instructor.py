@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import ASSIGNMENTS, add_submission, login
 
-from grader.web.extensions import db
-from grader.web.models import Assignment, AuditLog, Submission, User
+from grader.service.database import db
+from grader.service.models import Assignment, AuditLog, Submission, User
 
 A = "day097-cifar10"
 

@@ -13,12 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import add_submission, login, small_settings
 
+from grader.service.database import db
+from grader.service.models import Submission
+from grader.service.policy import late_penalty
+from grader.service.storage import Storage, StorageError
 from grader.spec import parse_spec
 from grader.web import create_app
-from grader.web.extensions import db
-from grader.web.grading import late_penalty
-from grader.web.models import Submission
-from grader.web.storage import Storage, StorageError
 
 A = "day096-conv2d"
 
@@ -53,7 +53,7 @@ def test_upload_is_stored_by_sha256_and_queued(app: Flask, client: FlaskClient) 
 @pytest.mark.parametrize(
     ("content", "name", "message"),
     [
-        (b"PK\x03\x04", "model.exe", b"Only .keras and .h5"),
+        (b"PK\x03\x04", "model.exe", b"Only .keras, .h5, .hdf5 model files"),
         (b"", "model.keras", b"The file is empty"),
     ],
 )
@@ -173,7 +173,7 @@ def test_late_penalty_per_day_and_cap() -> None:
 
 
 def test_late_submission_score_and_best_or_last(app: Flask) -> None:
-    from grader.web.grading import standing_from
+    from grader.service.policy import standing_from
 
     sid = add_submission(app, "alice")
     later = add_submission(app, "alice", status="failed", content=b"later")

@@ -10,10 +10,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from grader.report import CIFAR10_CLASSES, Check, LayerInfo, Metrics, ModelInfo, Report, ScorePart
+from grader.service.database import db
+from grader.service.lifecycle import store_report
+from grader.service.models import ApiToken, Submission, User, hash_token
+from grader.service.specs import import_spec_files
 from grader.settings import Settings
-from grader.web.extensions import db
-from grader.web.grading import import_spec_files, store_report
-from grader.web.models import ApiToken, Submission, User, hash_token
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENTS = ROOT / "assignments"
@@ -112,8 +113,8 @@ def add_submission(
     content: bytes = b"PK\x03\x04 fake model",
 ) -> int:
     """Store a file and a submission, graded with a fake report (or left queued)."""
-    from grader.web.grading import storage
-    from grader.web.models import Assignment
+    from grader.service.context import storage
+    from grader.service.models import Assignment
 
     with app.app_context():
         user = db.session.query(User).filter_by(username=username).one()
@@ -137,3 +138,18 @@ def add_submission(
 
 def small_settings(max_upload_bytes: int) -> Settings:
     return Settings(max_upload_bytes=max_upload_bytes)
+
+
+def fake_pipeline(monkeypatch: Any, report: Report) -> None:
+    """The real job body (claim, handoff, finish) with the pipeline's phases replaced,
+    so a test can grade a stand-in file without Keras."""
+    from grader.inspection.architecture import Architecture
+    from grader.inspection.static import Inspection
+    from grader.service import jobs
+
+    inspection = Inspection(
+        "keras", "3.15.1", Architecture("Sequential", (None, 32, 32, 3), (None, 10), [])
+    )
+    monkeypatch.setattr(jobs, "inspect_file", lambda *a, **k: inspection)
+    monkeypatch.setattr(jobs, "evaluate", lambda *a, **k: None)
+    monkeypatch.setattr(jobs, "build_report", lambda *a, **k: report.model_copy(deep=True))

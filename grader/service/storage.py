@@ -261,12 +261,3 @@ def open_storage(config: Mapping[str, Any]) -> Storage | S3Storage:
             cache_dir=get("GRADER_S3_CACHE_DIR"),
         )
     return Storage(config["GRADER_SUBMISSIONS_DIR"])
-
-
-def sniff_format(head: bytes) -> str:
-    """Guess the Keras format from magic bytes (never from the browser's name)."""
-    if head.startswith(b"PK\x03\x04"):
-        return "keras"
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "h5"
-    return ""

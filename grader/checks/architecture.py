@@ -1,7 +1,7 @@
-"""Architecture and parameter checks: the assignment spec against the student's model.
+"""Architecture checks: the shape and layers the assignment asks for against the student's.
 
-Every check carries what was expected and what the student has, so the
-feedback reads "expected vs yours" rather than a bare pass/fail.
+The layer list is aligned rather than compared by position, so one extra or missing layer
+reads as one clear message instead of a cascade of mismatches after it.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from grader.inspection import values
+from grader.checks.base import CheckType, fmt_shape, register
 from grader.inspection.architecture import Architecture, Layer
-from grader.report import Check
+from grader.report import Check, Metrics
 from grader.spec import AssignmentSpec, ExpectedLayer
 
 # Fields of ExpectedLayer compared against the layer's attributes, in display order.
@@ -26,16 +26,24 @@ _COMPARED = (
 )
 
 
-def fmt_shape(shape: Any) -> str:
-    return "unknown" if shape is None else values.fmt_shape(shape)
+def _shape_matches(expected: list[int | None], actual: tuple[int | None, ...] | None) -> bool:
+    if actual is None or len(expected) != len(actual):
+        return False
+    return all(e is None or e == a for e, a in zip(expected, actual, strict=True))
 
 
-def architecture_checks(spec: AssignmentSpec, arch: Architecture) -> list[Check]:
-    """All architecture and parameter checks the spec asks for, in reading order."""
-    checks: list[Check] = []
-    if spec.output_shape is not None:
+@register
+class OutputShape(CheckType):
+    group = "architecture"
+    field = "output_shape"
+
+    def describe(self, spec: AssignmentSpec) -> str:
+        return f"output shape {fmt_shape(spec.output_shape)}"
+
+    def run(self, spec: AssignmentSpec, arch: Architecture, metrics: Metrics | None) -> list[Check]:
+        assert spec.output_shape is not None
         ok = _shape_matches(spec.output_shape, arch.output_shape)
-        checks.append(
+        return [
             Check(
                 name="Output shape",
                 group="architecture",
@@ -44,41 +52,64 @@ def architecture_checks(spec: AssignmentSpec, arch: Architecture) -> list[Check]
                 actual=fmt_shape(arch.output_shape),
                 message="" if ok else "The model's output does not have the expected shape.",
             )
+        ]
+
+
+@register
+class LayerList(CheckType):
+    """The exact layer sequence; a layer's ``params`` is checked too, in group "parameters"."""
+
+    group = "architecture"
+    field = "layers"
+
+    def applies(self, spec: AssignmentSpec) -> bool:
+        return bool(spec.layers)
+
+    def groups(self, spec: AssignmentSpec) -> tuple[str, ...]:
+        if not spec.layers:
+            return ()
+        has_params = any(layer.params is not None for layer in spec.layers)
+        return ("architecture", "parameters") if has_params else ("architecture",)
+
+    def describe(self, spec: AssignmentSpec) -> str:
+        return "layers " + ", ".join(layer.type for layer in spec.layers or [])
+
+    def run(self, spec: AssignmentSpec, arch: Architecture, metrics: Metrics | None) -> list[Check]:
+        return _layer_list_checks(spec.layers or [], arch.layers)
+
+
+@register
+class LayerCounts(CheckType):
+    group = "architecture"
+    field = "layer_counts"
+
+    def applies(self, spec: AssignmentSpec) -> bool:
+        return bool(spec.layer_counts)
+
+    def describe(self, spec: AssignmentSpec) -> str:
+        return ", ".join(
+            f"{_count_words(rule.min, rule.max)} {rule.type}" for rule in spec.layer_counts
         )
-    if spec.layers is not None:
-        checks.extend(_layer_list_checks(spec.layers, arch.layers))
-    for rule in spec.layer_counts:
-        count = sum(1 for layer in arch.layers if layer.type == rule.type)
-        ok = (rule.min is None or count >= rule.min) and (rule.max is None or count <= rule.max)
-        wanted = _count_words(rule.min, rule.max)
-        checks.append(
-            Check(
-                name=f"Number of {rule.type} layers",
-                group="architecture",
-                passed=ok,
-                expected=wanted,
-                actual=count,
-                message="" if ok else f"Expected {wanted} {rule.type} layer(s), yours has {count}.",
+
+    def run(self, spec: AssignmentSpec, arch: Architecture, metrics: Metrics | None) -> list[Check]:
+        checks = []
+        for rule in spec.layer_counts:
+            count = sum(1 for layer in arch.layers if layer.type == rule.type)
+            ok = (rule.min is None or count >= rule.min) and (rule.max is None or count <= rule.max)
+            wanted = _count_words(rule.min, rule.max)
+            checks.append(
+                Check(
+                    name=f"Number of {rule.type} layers",
+                    group="architecture",
+                    passed=ok,
+                    expected=wanted,
+                    actual=count,
+                    message=""
+                    if ok
+                    else f"Expected {wanted} {rule.type} layer(s), yours has {count}.",
+                )
             )
-        )
-    for label, rng, value in (
-        ("Total parameters", spec.total_params, arch.total_params),
-        ("Trainable parameters", spec.trainable_params, arch.trainable_params),
-    ):
-        if rng is None:
-            continue
-        ok = rng.contains(value)
-        checks.append(
-            Check(
-                name=label,
-                group="parameters",
-                passed=ok,
-                expected=rng.describe(),
-                actual=value,
-                message="" if ok else f"{label}: expected {rng.describe()}, yours {value:,}.",
-            )
-        )
-    return checks
+        return checks
 
 
 def _count_words(low: int | None, high: int | None) -> str:
@@ -87,18 +118,8 @@ def _count_words(low: int | None, high: int | None) -> str:
     return f"at least {low}" if low is not None else f"at most {high}"
 
 
-def _shape_matches(expected: list[int | None], actual: tuple[int | None, ...] | None) -> bool:
-    if actual is None or len(expected) != len(actual):
-        return False
-    return all(e is None or e == a for e, a in zip(expected, actual, strict=True))
-
-
 def _layer_list_checks(expected: list[ExpectedLayer], layers: list[Layer]) -> list[Check]:
-    """Align the two layer sequences by type, then compare aligned layers field by field.
-
-    Alignment (rather than position) makes an extra or missing layer one clear
-    message instead of a cascade of mismatches after it.
-    """
+    """Align the two layer sequences by type, then compare aligned layers field by field."""
     matcher = difflib.SequenceMatcher(
         a=[e.type for e in expected], b=[layer.type for layer in layers], autojunk=False
     )

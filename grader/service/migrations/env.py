@@ -1,12 +1,12 @@
-"""Alembic environment: the URL comes from the caller (grader.web.migrate) or DATABASE_URL."""
+"""Alembic environment: the URL comes from the caller (grader.service.migrate) or DATABASE_URL."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import grader.web.models  # noqa: F401  (registers the tables)
-from grader.web.extensions import db
+import grader.service.models  # noqa: F401  (registers the tables)
+from grader.service.database import db
 
 config = context.config
 target_metadata = db.metadata

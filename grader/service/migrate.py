@@ -21,7 +21,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(app: Flask, revision: str = "head") -> None:
     """Bring the app's database to the latest schema (creates it if empty)."""
-    from grader.web.extensions import db
+    from grader.service.database import db
 
     with app.app_context():
         cfg = alembic_config(app.config["SQLALCHEMY_DATABASE_URI"])

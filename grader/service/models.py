@@ -1,9 +1,8 @@
 """Database models: users, assignments with pinned spec versions, submissions,
 results (the full report as JSON), API tokens and the audit log.
 
-A single course is assumed. The ``Submission`` columns already cover what the
-queue issue needs (per-phase timestamps, worker host, attempts, queue name), so
-replacing the thread executor with Celery does not need a migration.
+A single course is assumed. ``Submission.tries`` counts executor tries of the
+current grading round (reset by a regrade); ``attempts`` is the lifetime count.
 """
 
 from __future__ import annotations
@@ -13,13 +12,11 @@ import hashlib
 import secrets
 from typing import Any
 
-from flask import current_app, has_app_context
-from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from grader.web.extensions import db
+from grader.service.database import Base, db
 
 ROLES = ("student", "instructor")
 
@@ -43,7 +40,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class User(UserMixin, db.Model):
+class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -62,8 +59,15 @@ class User(UserMixin, db.Model):
         back_populates="user", foreign_keys="Submission.user_id"
     )
 
+    # What Flask-Login asks of a user object (kept here so the model needs no web import).
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     @property
@@ -71,12 +75,13 @@ class User(UserMixin, db.Model):
         return self.role == "instructor"
 
     def set_password(self, password: str) -> None:
-        # Tests lower the cost through PASSWORD_HASH_METHOD; production keeps scrypt.
-        method = (
-            current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
-            if has_app_context()
-            else "scrypt"
-        )
+        # Tests lower the cost through the service's password_method; production keeps scrypt.
+        from grader.service.context import current
+
+        try:
+            method = current().password_method
+        except RuntimeError:
+            method = "scrypt"
         self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
@@ -94,7 +99,7 @@ class User(UserMixin, db.Model):
         return self.name or self.username
 
 
-class ApiToken(db.Model):
+class ApiToken(Base):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -108,7 +113,7 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship()
 
 
-class Assignment(db.Model):
+class Assignment(Base):
     __tablename__ = "assignments"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the spec id
@@ -125,7 +130,7 @@ class Assignment(db.Model):
     )
 
 
-class SpecVersion(db.Model):
+class SpecVersion(Base):
     """An immutable copy of a spec; submissions are graded against a pinned one."""
 
     __tablename__ = "spec_versions"
@@ -142,7 +147,7 @@ class SpecVersion(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
-class Submission(db.Model):
+class Submission(Base):
     __tablename__ = "submissions"
     __table_args__ = (Index("ix_submissions_user_assignment", "user_id", "assignment_id"),)
 
@@ -166,8 +171,12 @@ class Submission(db.Model):
     finished_at: Mapped[dt.datetime | None]
     worker_host: Mapped[str | None] = mapped_column(String(200))
     job_id: Mapped[str | None] = mapped_column(String(100))
-    attempts: Mapped[int] = mapped_column(default=0)  # executor tries, not student attempts
+    # Executor tries (not a student's attempts): this grading round, and ever.
+    tries: Mapped[int] = mapped_column(default=0, server_default="0")
+    tries_total: Mapped[int] = mapped_column(default=0)
     error_message: Mapped[str | None] = mapped_column(Text)
+    # What static inspection found (trusted: computed here), so evaluation need not redo it.
+    inspection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     log: Mapped[str] = mapped_column(Text, default="")
     # Late policy, fixed at upload time.
     late_days: Mapped[int] = mapped_column(default=0)
@@ -214,7 +223,7 @@ class Submission(db.Model):
         self.log = (self.log or "") + f"{stamp} {line}\n"
 
 
-class Result(db.Model):
+class Result(Base):
     """The grader's verdict for one submission; replaced on regrade (one per submission)."""
 
     __tablename__ = "results"
@@ -236,7 +245,7 @@ class Result(db.Model):
     submission: Mapped[Submission] = relationship(back_populates="result")
 
 
-class AuditLog(db.Model):
+class AuditLog(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)

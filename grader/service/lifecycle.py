@@ -24,8 +24,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from grader.report import Report
-from grader.web.extensions import db
-from grader.web.models import (
+from grader.service.database import db
+from grader.service.models import (
     ERROR,
     EVALUATING,
     FAILED,
@@ -77,7 +77,8 @@ def claim(submission_id: int, queue: str, node: str) -> str | None:
         "log": _log(f"{queue} started on {node}"),
     }
     if queue == INSPECT:  # a try begins with inspection; evaluation continues it
-        values["attempts"] = Submission.attempts + 1
+        values["tries"] = Submission.tries + 1
+        values["tries_total"] = Submission.tries_total + 1
     won = _cas(
         [
             Submission.id == submission_id,
@@ -104,8 +105,9 @@ def mark(submission_id: int, token: str, line: str | None = None, **values: Any)
     return _cas(_mine(submission_id, token), values)
 
 
-def handoff(submission_id: int, token: str) -> bool:
-    """Inspection passed: queue for evaluation (the caller then sends the message)."""
+def handoff(submission_id: int, token: str, inspection: dict[str, Any] | None = None) -> bool:
+    """Inspection passed: queue for evaluation with what the inspection found (the
+    caller then sends the message)."""
     return _cas(
         [*_mine(submission_id, token)[:2], Submission.state == INSPECTING],
         {
@@ -113,6 +115,7 @@ def handoff(submission_id: int, token: str) -> bool:
             "queue": EVALUATE,
             "job_id": None,
             "inspected_at": utcnow(),
+            "inspection": inspection,
             "log": _log("inspected: queued for evaluation"),
         },
     )
@@ -136,6 +139,17 @@ def finish(submission_id: int, token: str, report: Report) -> bool:
     if not won:
         db.session.rollback()
         return False
+    _write_result(submission_id, report, now)
+    try:
+        db.session.commit()
+    except IntegrityError:  # another writer's result row: keep theirs
+        db.session.rollback()
+        return False
+    return True
+
+
+def _write_result(submission_id: int, report: Report, now: Any) -> None:
+    """The one result row of a submission, created or replaced (the caller commits)."""
     spec_version_id = db.session.scalar(
         select(Submission.spec_version_id).where(Submission.id == submission_id)
     )
@@ -152,31 +166,21 @@ def finish(submission_id: int, token: str, report: Report) -> bool:
     result.spec_version_id = spec_version_id
     result.created_at = now
     db.session.add(result)
-    try:
-        db.session.commit()
-    except IntegrityError:  # another writer's result row: keep theirs
-        db.session.rollback()
-        return False
-    return True
+
+
+def store_report(sub: Submission, report: Report) -> None:
+    """Record a verdict outside any job: demo fixtures and tests that need a graded row."""
+    now = utcnow()
+    _write_result(sub.id, report, now)
+    sub.state = FINAL_STATE[report.status]
+    sub.inspected_at = sub.inspected_at or now
+    sub.evaluated_at = sub.evaluated_at or now
+    sub.finished_at = now
+    sub.add_log(f"finished: {report.status}, score {report.score}/{report.max_score}")
+    db.session.commit()
 
 
 REQUEUED = "requeued for"
-_ROUND_START = (" queued: ", "regrade requested")
-
-
-def tries_this_round(log: str | None) -> int:
-    """Tries since the upload or the last regrade: 1 + the requeues logged since.
-
-    (``attempts`` counts every try of the submission's life, regrades included, so
-    it cannot say how many tries *this* grading has had.)
-    """
-    requeues = 0
-    for line in reversed((log or "").splitlines()):
-        if any(marker in line for marker in _ROUND_START):
-            break
-        if REQUEUED in line:
-            requeues += 1
-    return requeues + 1
 
 
 def release(
@@ -190,7 +194,7 @@ def release(
     (someone else holds the submission now).
     """
     row = db.session.execute(
-        select(Submission.state, Submission.attempts, Submission.job_id, Submission.log).where(
+        select(Submission.state, Submission.tries, Submission.job_id).where(
             Submission.id == submission_id
         )
     ).first()
@@ -202,7 +206,7 @@ def release(
         Submission.state == row.state,
         Submission.job_id == row.job_id,
     ]
-    tries = tries_this_round(row.log)
+    tries = row.tries
     if tries >= max_tries:
         message = f"{INFRASTRUCTURE_ERROR} after {tries} tries: {reason}"[:2000]
         won = _cas(
@@ -224,7 +228,8 @@ def release(
         "log": _log(f"{REQUEUED} {queue} (try {tries} ended: {reason})"[:1000]),
     }
     if queue == EVALUATE:  # the next try starts at evaluation, without a new inspect claim
-        values["attempts"] = Submission.attempts + 1
+        values["tries"] = Submission.tries + 1
+        values["tries_total"] = Submission.tries_total + 1
     won = _cas(where, values)
     return ("requeued" if won else "lost"), (queue if won else None)
 

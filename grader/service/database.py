@@ -1,0 +1,89 @@
+"""The database connection: the declarative base, URL normalisation and the
+``db`` handle every layer uses, with no web framework underneath.
+
+``db.session`` and ``db.engine`` belong to the active :class:`~grader.service.
+context.Service`, so a Flask app, a Celery worker and a test each talk to their
+own database through the same name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, scoped_session
+
+# Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def database_url(instance_path: str | Path, configured: str | None = None) -> str:
+    """``configured``, else ``DATABASE_URL``, else SQLite in the instance folder;
+    ``postgres://`` URLs are given the psycopg 3 driver."""
+    url = configured or os.environ.get("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{Path(instance_path) / 'grader.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine that survives restarts of the database (pre-ping); SQLite shared by a
+    web process and workers gets WAL and a long busy timeout."""
+    engine = create_engine(url, pool_pre_ping=True)
+    if url.startswith("sqlite") and url not in ("sqlite://", "sqlite:///:memory:"):
+
+        @event.listens_for(engine, "connect")
+        def _tune(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout = 30000")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.close()
+
+    return engine
+
+
+class _Database:
+    """``db.session``, ``db.engine``, ``db.create_all()``: the active service's."""
+
+    Model = Base
+    metadata = Base.metadata
+
+    @property
+    def session(self) -> scoped_session[Any]:
+        from grader.service.context import current
+
+        return current().session
+
+    @property
+    def engine(self) -> Engine:
+        from grader.service.context import current
+
+        return current().engine
+
+    def create_all(self) -> None:
+        import grader.service.models  # noqa: F401  (registers the tables)
+
+        Base.metadata.create_all(self.engine)
+
+    def drop_all(self) -> None:
+        import grader.service.models  # noqa: F401
+
+        Base.metadata.drop_all(self.engine)
+
+
+db = _Database()

@@ -1,0 +1,217 @@
+"""The one job body every executor runs: claim -> inspect (once) -> evaluate ->
+finish, or release for a retry.
+
+Executors (the in-process ones in :mod:`grader.service.executors`, Celery in
+:mod:`grader.queue`) differ only in how a job reaches this code: they hand it a
+:class:`JobHost` saying who is running it, how to deliver a submission to the
+next queue, and which evaluator runs models. The retry limit, the
+compare-and-set claim and "infrastructure failures cost no attempt" are the same
+for all of them because they live here and in :mod:`grader.service.lifecycle`.
+
+inspect: fetch the file (verified against its sha256) and inspect it as data. A
+refused file is finished here with its reason; a file that passes is queued for
+evaluation with its inspection stored on the row, so evaluation never inspects
+again. evaluate: run the model in the sandbox, score it on this side, store the
+one result. Anything that is not the file's fault releases the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from grader.errors import NotGradable
+from grader.inspection.static import Inspection
+from grader.pipeline import (
+    EvaluationRefused,
+    Evaluator,
+    build_report,
+    evaluate,
+    inspect_file,
+    model_info,
+    refusal_report,
+)
+from grader.report import Report
+from grader.sandbox import EvaluationResult, evaluate_model
+from grader.service import lifecycle
+from grader.service.context import current
+from grader.service.database import db
+from grader.service.lifecycle import EVALUATE, INSPECT
+from grader.service.models import Submission, utcnow
+from grader.service.specs import spec_of
+from grader.spec import AssignmentSpec
+
+log = logging.getLogger(__name__)
+
+
+def _no_delivery(submission_id: int, queue: str) -> None:
+    raise RuntimeError(f"no executor to deliver submission {submission_id} to {queue}")
+
+
+@dataclass
+class JobHost:
+    """What an executor lends the job body."""
+
+    node: str  # who holds the claim, e.g. "celery@host" or "thread@host"
+    deliver: Callable[[int, str], None] = _no_delivery  # send a submission to a queue
+    evaluator: Evaluator = field(default=evaluate_model)
+
+
+class Superseded(Exception):
+    """The job's claim was taken away (requeued as stuck); stop without writing."""
+
+
+def run(submission_id: int, queue: str, host: JobHost) -> str:
+    """Run the job for ``queue``; returns what happened (for logs and tests)."""
+    body = run_inspect if queue == INSPECT else run_evaluate
+    return body(submission_id, host)
+
+
+def _load(submission_id: int) -> tuple[AssignmentSpec, Submission]:
+    sub = db.session.get(Submission, submission_id)
+    assert sub is not None
+    spec = spec_of(sub.spec_version)
+    db.session.expunge(sub)
+    db.session.rollback()
+    return spec, sub
+
+
+def _fetch(sub: Submission, tmp: str) -> Path:
+    # The pipeline sees a name chosen from the content, never the browser's, and the
+    # copy it grades is the one verified against the sha256.
+    return (
+        current()
+        .storage()
+        .fetch(sub.file_sha256, Path(tmp) / f"model.{sub.file_format or 'keras'}")
+    )
+
+
+def _release(submission_id: int, token: str | None, exc: BaseException, host: JobHost) -> str:
+    db.session.rollback()
+    reason = f"{type(exc).__name__}: {exc}"[:500]
+    log.warning("submission %s: %s", submission_id, reason)
+    outcome, queue = lifecycle.release(submission_id, token, reason, current().settings.max_tries)
+    if queue is not None:
+        _deliver(host, submission_id, queue)
+    return outcome
+
+
+def _deliver(host: JobHost, submission_id: int, queue: str) -> None:
+    try:
+        host.deliver(submission_id, queue)
+    except Exception:  # a Celery host's watchdog resends what is queued in the database
+        log.exception("could not send submission %s to %s", submission_id, queue)
+
+
+def run_inspect(submission_id: int, host: JobHost) -> str:
+    token = lifecycle.claim(submission_id, INSPECT, host.node)
+    if token is None:
+        return "skipped"
+    try:
+        spec, sub = _load(submission_id)
+        with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
+            model = _fetch(sub, tmp)
+            started = time.perf_counter()
+            try:
+                inspection = inspect_file(model, spec, current().settings)
+            except NotGradable as exc:  # the report comes from this one inspection
+                spent = round(time.perf_counter() - started, 4)
+                report = refusal_report(spec, exc.reason, file_sha256=sub.file_sha256,
+                                        timings={"inspect": spent, "total": spent})  # fmt: skip
+                return report.status if lifecycle.finish(submission_id, token, report) else "lost"
+        stored = {
+            "inspection": inspection.to_json(),
+            "seconds": round(time.perf_counter() - started, 4),
+        }
+        if not lifecycle.handoff(submission_id, token, stored):
+            return "lost"
+    except Exception as exc:
+        return _release(submission_id, token, exc, host)
+    _deliver(host, submission_id, EVALUATE)
+    return "handed off"
+
+
+def _evaluated(
+    model: Path,
+    inspection: Inspection,
+    spec: AssignmentSpec,
+    sha: str,
+    evaluator: Evaluator,
+    on_phase: Callable[[str], None],
+) -> Report:
+    """The report of a sandbox run; a refusal found after it keeps model, device, timings."""
+    try:
+        evaluation = evaluate(model, inspection, spec, settings=current().settings,
+                              evaluator=evaluator, on_phase=on_phase)  # fmt: skip
+    except EvaluationRefused as exc:
+        return refusal_report(
+            spec, exc.reason, file_sha256=sha, device=exc.evaluation.result.device,
+            model=model_info(inspection.architecture, inspection.format),
+            timings=exc.evaluation.timings,
+        )  # fmt: skip
+    return build_report(spec, inspection, evaluation, file_sha256=sha)
+
+
+def run_evaluate(submission_id: int, host: JobHost) -> str:
+    token = lifecycle.claim(submission_id, EVALUATE, host.node)
+    if token is None:
+        return "skipped"
+    settings = current().settings
+
+    def on_phase(phase: str) -> None:
+        ok = True
+        if phase == "scoring":
+            ok = lifecycle.mark(submission_id, token, "phase: scoring")
+        if not ok:
+            raise Superseded
+
+    def timed(*args: Any, **kwargs: Any) -> EvaluationResult:
+        if settings.queue_test_delay > 0:  # tests kill a worker mid-evaluation
+            time.sleep(settings.queue_test_delay)
+        started = time.time()
+        result = host.evaluator(*args, **kwargs)
+        t = result.timings
+        load_done = started + sum(t.get(k, 0.0) for k in ("sandbox_start", "import", "load"))
+        loaded = datetime.fromtimestamp(min(load_done, time.time()), UTC).replace(tzinfo=None)
+        if not lifecycle.mark(
+            submission_id, token, f"loaded and evaluated on {result.device}",
+            loaded_at=loaded, evaluated_at=utcnow(),
+        ):  # fmt: skip
+            raise Superseded
+        return result
+
+    try:
+        spec, sub = _load(submission_id)
+        # (inspected_at is restamped here: the watchdog times this claim from started_at.)
+        if not lifecycle.mark(submission_id, token, "phase: evaluating", inspected_at=utcnow()):
+            return "lost"
+        stored = sub.inspection or {}
+        timings = {"inspect": float(stored.get("seconds", 0.0))}
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
+            model = _fetch(sub, tmp)
+            # Rows queued before inspections were stored are inspected here instead.
+            try:
+                inspection = (
+                    Inspection.from_json(stored["inspection"])
+                    if "inspection" in stored
+                    else inspect_file(model, spec, settings)
+                )
+            except NotGradable as exc:
+                report = refusal_report(spec, exc.reason, file_sha256=sub.file_sha256)
+            else:
+                report = _evaluated(model, inspection, spec, sub.file_sha256, timed, on_phase)
+        timings.update(report.timings)
+        timings["total"] = round(timings["inspect"] + time.perf_counter() - started, 4)
+        report.timings = timings
+        return report.status if lifecycle.finish(submission_id, token, report) else "lost"
+    except Superseded:
+        return "lost"
+    except Exception as exc:
+        return _release(submission_id, token, exc, host)

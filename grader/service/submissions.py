@@ -1,0 +1,193 @@
+"""Submissions: accept an upload, queue it, regrade, override, and recover what a
+restart left unfinished. Grading itself is the job body's (:mod:`jobs`)."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from sqlalchemy import func, select
+
+from grader.formats import EXTENSIONS, has_model_suffix, sniff_head
+from grader.service.context import current
+from grader.service.database import db
+from grader.service.models import (
+    ACTIVE_STATES,
+    EVALUATING,
+    INSPECTING,
+    QUEUED,
+    Assignment,
+    Submission,
+    User,
+    audit,
+    utcnow,
+)
+from grader.service.policy import attempts_left_today, late_penalty
+from grader.service.specs import current_spec, spec_of
+from grader.service.storage import TooLarge
+
+
+class SubmissionRefused(Exception):
+    """The upload is refused before grading; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def check_filename(filename: str) -> str:
+    name = (filename or "").strip()
+    if not name:
+        raise SubmissionRefused("Choose a model file to upload.")
+    if not has_model_suffix(name):
+        raise SubmissionRefused(f"Only {', '.join(EXTENSIONS)} model files are accepted.")
+    return name[-255:]
+
+
+def submit_for_grading(submission_id: int) -> None:
+    """Hand a queued submission to the active service's executor."""
+    executor = current().executor
+    if executor is not None:
+        executor.submit(submission_id)
+
+
+def create_submission(
+    user: User, assignment: Assignment, stream: BinaryIO, filename: str
+) -> Submission:
+    """Store an upload and queue it for grading; refuses over-quota or oversize uploads."""
+    name = check_filename(filename)
+    if assignment.current_version is None or not assignment.visible:
+        raise SubmissionRefused("This assignment is not open.", 404)
+    spec = current_spec(assignment)
+    left = attempts_left_today(user, assignment)
+    if left is not None and left <= 0:
+        raise SubmissionRefused(
+            f"You have used all {spec.policy.submissions_per_day} submissions for today; "
+            "try again tomorrow (UTC).",
+            429,
+        )
+    service = current()
+    limit = service.settings.max_upload_bytes
+    try:
+        sha, size = service.storage().put(stream, max_bytes=limit)
+    except TooLarge:
+        raise SubmissionRefused(
+            f"The file is larger than the {limit // (1024 * 1024)} MB limit.", 413
+        ) from None
+    if size == 0:
+        raise SubmissionRefused("The file is empty.")
+    fmt = sniff_head(service.storage().head(sha, 8))
+    sub = record_upload(user, assignment, sha, size, name, fmt)
+    submit_for_grading(sub.id)
+    return sub
+
+
+def record_upload(
+    user: User, assignment: Assignment, sha: str, size: int, name: str, fmt: str
+) -> Submission:
+    """The queued submission row for a stored file, with the late penalty of this moment."""
+    now = utcnow()
+    days, penalty = late_penalty(current_spec(assignment), now)
+    sub = Submission(
+        user_id=user.id,
+        assignment_id=assignment.id,
+        spec_version_id=assignment.current_version.id,  # type: ignore[union-attr]
+        file_sha256=sha,
+        file_size=size,
+        original_filename=name,
+        file_format=fmt,
+        state=QUEUED,
+        queue="inspect",
+        created_at=now,
+        late_days=days,
+        penalty=penalty,
+    )
+    sub.add_log(f"queued: {size} bytes, sha256 {sha[:12]}, format {fmt or 'unknown'}")
+    db.session.add(sub)
+    db.session.commit()
+    return sub
+
+
+def requeue(sub: Submission, actor: User | None) -> None:
+    """Reset a submission for regrading against the assignment's current spec."""
+    assignment = sub.assignment
+    if assignment.current_version is not None:
+        sub.spec_version_id = assignment.current_version.id
+        days, penalty = late_penalty(spec_of(assignment.current_version), sub.created_at)
+        sub.late_days, sub.penalty = days, penalty
+    sub.state = QUEUED
+    sub.queue = "inspect"
+    sub.job_id = None
+    sub.tries = 0  # a new round: the retry limit starts again
+    sub.inspection = None  # the spec may have changed what inspection checks
+    sub.started_at = sub.inspected_at = sub.loaded_at = None
+    sub.evaluated_at = sub.finished_at = None
+    sub.error_message = None
+    sub.add_log(f"regrade requested by {actor.username if actor else 'system'}")
+    audit(actor, "regrade", submission_id=sub.id, assignment_id=sub.assignment_id)
+
+
+def regrade(subs: list[Submission], actor: User | None) -> int:
+    for sub in subs:
+        requeue(sub, actor)
+    db.session.commit()
+    ids = [sub.id for sub in subs]
+    for sid in ids:
+        submit_for_grading(sid)
+    return len(ids)
+
+
+def override(sub: Submission, score: float, reason: str, actor: User) -> None:
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("A reason is required.")
+    before = sub.final_score
+    sub.override_score = score
+    sub.override_reason = reason
+    sub.override_by_id = actor.id
+    sub.override_at = utcnow()
+    audit(
+        actor,
+        "override",
+        submission_id=sub.id,
+        assignment_id=sub.assignment_id,
+        old=before,
+        new=score,
+        reason=reason,
+    )
+    sub.add_log(f"score overridden to {score} by {actor.username}: {reason}")
+    db.session.commit()
+
+
+def queue_counts() -> dict[str, int]:
+    rows = db.session.execute(
+        select(Submission.state, func.count(Submission.id))
+        .where(Submission.state.in_(ACTIVE_STATES))
+        .group_by(Submission.state)
+    ).all()
+    counts = {state: n for state, n in rows}
+    return {
+        "waiting": counts.get(QUEUED, 0),
+        "running": counts.get(INSPECTING, 0) + counts.get(EVALUATING, 0),
+    }
+
+
+def recover_incomplete() -> int:
+    """On start-up of an in-process executor, hand back what a previous process left
+    unfinished (Celery workers' watchdog does this for ``celery``): running jobs go
+    back to the queue they were in, keeping their tries."""
+    subs = db.session.scalars(select(Submission).where(Submission.state.in_(ACTIVE_STATES))).all()
+    work = []
+    for sub in subs:
+        if sub.state != QUEUED:
+            sub.queue = "inspect" if sub.state == INSPECTING else "evaluate"
+            sub.state = QUEUED
+            sub.job_id = None
+        sub.add_log("re-queued after a restart")
+        work.append((sub.id, sub.queue if sub.queue in ("inspect", "evaluate") else "inspect"))
+    db.session.commit()
+    executor = current().executor
+    if executor is not None:
+        for sid, queue in work:
+            executor.submit(sid, queue)
+    return len(work)
