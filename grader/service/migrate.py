@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from flask import Flask
+from grader.service.context import Service
 
 # Inside the package (not the checkout root) so a non-editable install finds them.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -19,18 +20,21 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(app: Flask, revision: str = "head") -> None:
-    """Bring the app's database to the latest schema (creates it if empty)."""
-    from grader.service.database import db
+def upgrade(target: Service | Any, revision: str = "head") -> None:
+    """Bring the database to the latest schema (creates it if empty). ``target`` is a
+    Service, or a host holding one as ``extensions["grader"]`` (the Flask app)."""
+    service = _service_of(target)
+    cfg = alembic_config(service.url)
+    with service.engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
 
-    with app.app_context():
-        cfg = alembic_config(app.config["SQLALCHEMY_DATABASE_URI"])
-        with db.engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, revision)
 
-
-def revision(app: Flask, message: str) -> None:
+def revision(target: Service | Any, message: str) -> None:
     """Autogenerate a migration from the models (developers only)."""
-    cfg = alembic_config(app.config["SQLALCHEMY_DATABASE_URI"])
+    cfg = alembic_config(_service_of(target).url)
     command.revision(cfg, message=message, autogenerate=True)
+
+
+def _service_of(target: Service | Any) -> Service:
+    return target if isinstance(target, Service) else target.extensions["grader"]

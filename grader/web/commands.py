@@ -34,7 +34,6 @@ def register_commands(cli: click.Group) -> None:
     cli.add_command(status)
     try:  # the server commands need the web extras (pip install keras-grader[web])
         import flask  # noqa: F401
-        import flask_sqlalchemy  # noqa: F401
     except ImportError:
         return
     for command in (init_db, upgrade_db, create_user, import_roster_cmd, regrade_cmd,
