@@ -175,7 +175,7 @@ def run_refused(model: Path, spec, test_set) -> dict:
 USERS = """
 import json, secrets, sys
 from grader.web import create_app
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import ApiToken, User, hash_token
 app = create_app({"GRADER_EXECUTOR": "none", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
 tokens = {}

@@ -20,18 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import NotGradable
-from grader.inspection.catalog import (
-    ALIASES,
-    APPLICATION_LAYERS,
-    LAYERS,
-    OPS,
+from grader.inspection.catalog import ALIASES, APPLICATION_LAYERS, LAYERS, OPS, refusal
+from grader.inspection.registry import (
     Call,
     Out,
     check_build_config,
     compatible,
     elements,
     positions,
-    refusal,
 )
 from grader.inspection.values import (
     MAX_INT,

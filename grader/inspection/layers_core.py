@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 from grader.errors import NotGradable
-from grader.inspection.catalog import Call, Out, infer_layer, register
+from grader.inspection.registry import Call, Out, infer_layer, register
 from grader.inspection.values import (
     MAX_INT,
     MAX_RANK,

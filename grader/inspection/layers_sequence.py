@@ -11,8 +11,8 @@ import math
 import re
 
 from grader.errors import NotGradable
-from grader.inspection.catalog import Call, Out, infer_layer, positions, register
 from grader.inspection.layers_core import broadcast, channels, no_lora, spatial_out
+from grader.inspection.registry import Call, Out, infer_layer, positions, register
 from grader.inspection.values import MAX_RANK, Config, Shape, as_int, fmt_shape
 
 # --- attention ---------------------------------------------------------------

@@ -12,8 +12,8 @@ import math
 from typing import Any
 
 from grader.errors import NotGradable
-from grader.inspection.catalog import Call, Out, register_op
 from grader.inspection.layers_core import broadcast, concatenate
+from grader.inspection.registry import Call, Out, register_op
 from grader.inspection.values import (
     MAX_INT,
     MAX_RANK,

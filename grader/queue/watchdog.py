@@ -31,7 +31,7 @@ from grader.queue.celery_app import broker_depth, dispatch
 from grader.queue.runtime import env_float, worker_service
 from grader.service import lifecycle
 from grader.service.context import current
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.lifecycle import EVALUATE, INSPECT, QUEUE_ALIASES, RUNNING
 from grader.service.models import INSPECTING, QUEUED, Submission, utcnow
 from grader.service.specs import spec_of

@@ -1,10 +1,5 @@
-"""The database connection: the declarative base, URL normalisation and the
-``db`` handle every layer uses, with no web framework underneath.
-
-``db.session`` and ``db.engine`` belong to the active :class:`~grader.service.
-context.Service`, so a Flask app, a Celery worker and a test each talk to their
-own database through the same name.
-"""
+"""The database underneath, with no web framework: the declarative base, URL
+normalisation and engine settings."""
 
 from __future__ import annotations
 
@@ -13,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, scoped_session
+from sqlalchemy.orm import DeclarativeBase
 
 # Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING = {
@@ -55,35 +50,3 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
-
-
-class _Database:
-    """``db.session``, ``db.engine``, ``db.create_all()``: the active service's."""
-
-    Model = Base
-    metadata = Base.metadata
-
-    @property
-    def session(self) -> scoped_session[Any]:
-        from grader.service.context import current
-
-        return current().session
-
-    @property
-    def engine(self) -> Engine:
-        from grader.service.context import current
-
-        return current().engine
-
-    def create_all(self) -> None:
-        import grader.service.models  # noqa: F401  (registers the tables)
-
-        Base.metadata.create_all(self.engine)
-
-    def drop_all(self) -> None:
-        import grader.service.models  # noqa: F401
-
-        Base.metadata.drop_all(self.engine)
-
-
-db = _Database()

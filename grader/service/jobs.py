@@ -41,7 +41,7 @@ from grader.report import Report
 from grader.sandbox import EvaluationResult, evaluate_model
 from grader.service import lifecycle
 from grader.service.context import current
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.lifecycle import EVALUATE, INSPECT
 from grader.service.models import Submission, utcnow
 from grader.service.specs import spec_of

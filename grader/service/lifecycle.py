@@ -24,7 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from grader.report import Report
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import (
     ERROR,
     EVALUATING,

@@ -7,6 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+
 from grader.service.context import Service
 
 # Inside the package (not the checkout root) so a non-editable install finds them.

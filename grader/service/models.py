@@ -16,7 +16,8 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from grader.service.database import Base, db
+from grader.service.context import current
+from grader.service.database import Base
 
 ROLES = ("student", "instructor")
 
@@ -76,8 +77,6 @@ class User(Base):
 
     def set_password(self, password: str) -> None:
         # Tests lower the cost through the service's password_method; production keeps scrypt.
-        from grader.service.context import current
-
         try:
             method = current().password_method
         except RuntimeError:
@@ -270,5 +269,5 @@ def audit(actor: User | None, action: str, **detail: Any) -> AuditLog:
         assignment_id=detail.pop("assignment_id", None),
         detail=detail,
     )
-    db.session.add(entry)
+    current().session.add(entry)
     return entry

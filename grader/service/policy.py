@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import FREE_STATES, Assignment, Submission, User, utcnow
 from grader.service.specs import current_spec
 from grader.spec import AssignmentSpec

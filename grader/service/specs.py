@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from grader.errors import ConfigurationError
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import Assignment, SpecVersion, User, audit
 from grader.spec import AssignmentSpec, parse_spec
 

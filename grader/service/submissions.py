@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from grader.formats import EXTENSIONS, has_model_suffix, sniff_head
 from grader.service.context import current
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import (
     ACTIVE_STATES,
     EVALUATING,

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from flask import abort
 from flask_login import current_user, login_required
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import Assignment, Submission
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, g, jsonify, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.lifecycle import current_phase, queue_position
 from grader.service.models import (
     TERMINAL_STATES,

@@ -21,7 +21,8 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from grader.service.context import Service, default_instance_dir, register_resolver
-from grader.service.database import database_url, db
+from grader.service.database import database_url
+from grader.service.db import db
 from grader.service.executors import make_executor
 from grader.settings import get_settings
 from grader.web.extensions import csrf, limiter, login_manager

@@ -18,7 +18,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import ApiToken, User, hash_token, utcnow
 from grader.web.extensions import limiter
 from grader.web.forms import EmptyForm, LoginForm, SetPasswordForm, TokenForm

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from grader.errors import ConfigurationError
 from grader.formats import sniff_head
 from grader.service.context import settings, storage
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.executors import grade_inline
 from grader.service.models import ACTIVE_STATES, ERROR, Assignment, Submission, User, audit
 from grader.service.specs import import_spec_files

@@ -18,7 +18,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from grader.errors import ConfigurationError
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import SCORED_STATES, Assignment, AuditLog, Submission, User
 from grader.service.specs import current_spec, import_spec
 from grader.service.submissions import override, queue_counts, regrade

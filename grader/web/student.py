@@ -17,7 +17,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from grader.service.context import storage
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import TERMINAL_STATES, Assignment, AuditLog, Submission
 from grader.service.policy import attempts_left_today, standing
 from grader.service.specs import current_spec

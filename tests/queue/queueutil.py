@@ -87,7 +87,7 @@ class Stack:
         return app
 
     def setup_db(self, students: int = 2) -> None:
-        from grader.service.database import db
+        from grader.service.db import db
         from grader.service.models import User
         from grader.service.specs import import_spec_files
 
@@ -106,7 +106,7 @@ class Stack:
 
     def submit(self, username: str, assignment: str, path: Path) -> int:
         """Upload as a student would (storage + row + executor), return the id."""
-        from grader.service.database import db
+        from grader.service.db import db
         from grader.service.models import Assignment, User
         from grader.service.submissions import create_submission
 
@@ -117,7 +117,7 @@ class Stack:
                 return create_submission(user, item, fh, path.name).id
 
     def rows(self, ids: list[int] | None = None) -> dict[int, Any]:
-        from grader.service.database import db
+        from grader.service.db import db
         from grader.service.models import Submission
 
         with self.app.app_context():
@@ -148,7 +148,7 @@ class Stack:
             return out
 
     def result_count(self) -> int:
-        from grader.service.database import db
+        from grader.service.db import db
         from grader.service.models import Result
 
         with self.app.app_context():
@@ -194,7 +194,7 @@ class Stack:
         for w in self.workers:
             w.stop()
         if self.app is not None:
-            from grader.service.database import db
+            from grader.service.db import db
 
             with self.app.app_context():
                 executor = self.app.extensions.get("grader_executor")

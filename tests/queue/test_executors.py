@@ -32,7 +32,7 @@ def stack(request: pytest.FixtureRequest, sqlite_stack: Stack) -> Stack:
 def _queue_without_file(stack: Stack, content: bytes) -> int:
     """A queued submission whose stored file has gone missing: a storage failure,
     which is not the student's fault."""
-    from grader.service.database import db
+    from grader.service.db import db
     from grader.service.models import Assignment, User
     from grader.service.submissions import record_upload, submit_for_grading
 
@@ -56,7 +56,7 @@ def test_retry_limit_and_give_up_are_the_same_for_every_executor(
     stack: Stack, models: dict[str, Path]
 ) -> None:
     from grader.service.context import storage
-    from grader.service.database import db
+    from grader.service.db import db
     from grader.service.models import FREE_STATES, Submission
     from grader.service.submissions import regrade
 

@@ -41,7 +41,7 @@ def _report(status: str = "passed") -> Any:
 
 
 def test_one_claim_wins_and_one_result_is_written(stack: Stack, models: dict[str, Path]) -> None:
-    from grader.service.database import db
+    from grader.service.db import db
 
     sid = stack.submit("s0", "day096-conv2d", models["good"])
     tokens: list[str | None] = []
@@ -72,7 +72,7 @@ def test_one_claim_wins_and_one_result_is_written(stack: Stack, models: dict[str
 def test_release_requeues_then_fails_as_infrastructure_error(
     stack: Stack, models: dict[str, Path]
 ) -> None:
-    from grader.service.database import db
+    from grader.service.db import db
     from grader.service.models import FREE_STATES
 
     sid = stack.submit("s0", "day096-conv2d", models["good"])
@@ -94,7 +94,7 @@ def test_watchdog_requeues_stuck_jobs_and_resends_lost_messages(
     stack: Stack, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from grader.queue import watchdog as wd
-    from grader.service.database import db
+    from grader.service.db import db
     from grader.service.models import Submission
 
     stuck = stack.submit("s0", "day096-conv2d", models["good"])
@@ -122,7 +122,7 @@ def test_watchdog_requeues_stuck_jobs_and_resends_lost_messages(
 
 
 def test_queue_position_and_phase(stack: Stack, models: dict[str, Path]) -> None:
-    from grader.service.database import db
+    from grader.service.db import db
     from grader.service.lifecycle import current_phase, queue_position
     from grader.service.models import Submission
 

@@ -49,7 +49,7 @@ def test_serve_runs_web_and_worker_and_stops_cleanly(
             "CELERY_BROKER_URL": f"sqla+sqlite:///{instance / 'broker.sqlite'}",
         })  # fmt: skip
         stack.app = stack.create_app()
-        from grader.service.database import db
+        from grader.service.db import db
         from grader.service.models import User
 
         with stack.app.app_context():

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import make_config, seed
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.web import create_app
 
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from webutil import PASSWORD, fake_report, make_config
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import (
     Assignment,
     AuditLog,

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import PASSWORD, add_submission, login
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.web import create_app
 
 

@@ -42,7 +42,7 @@ WHO = ["anonymous", "alice", "bob", "prof"]
 
 @pytest.mark.parametrize("who", range(4), ids=WHO)
 def test_authorisation_matrix(app: Flask, client: FlaskClient, who: int) -> None:
-    from grader.service.database import db
+    from grader.service.db import db
     from grader.service.models import ApiToken, User
 
     sid = add_submission(app, "alice")

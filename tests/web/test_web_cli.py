@@ -16,7 +16,7 @@ from flask import Flask
 from webutil import ASSIGNMENTS, add_submission, api_token
 from werkzeug.serving import make_server
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.web.commands import register_commands
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import login
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import Result, Submission
 from grader.web import create_app
 

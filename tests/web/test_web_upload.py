@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webutil import add_submission, login, small_settings
 
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.models import Submission
 from grader.service.policy import late_penalty
 from grader.service.storage import Storage, StorageError

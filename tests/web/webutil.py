@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from grader.report import CIFAR10_CLASSES, Check, LayerInfo, Metrics, ModelInfo, Report, ScorePart
-from grader.service.database import db
+from grader.service.db import db
 from grader.service.lifecycle import store_report
 from grader.service.models import ApiToken, Submission, User, hash_token
 from grader.service.specs import import_spec_files

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import grader.service.models  # noqa: F401  (registers the tables)
-from grader.service.database import db
+from grader.service.db import db
 
 config = context.config
 target_metadata = db.metadata
