@@ -54,16 +54,18 @@ from grader.sandbox.policy import (
 )
 from grader.sandbox.runner import (
     LAUNCHER_SOURCE,
-    EvaluationResult,
-    _collect,
-    _count_images,
-    _python_binds,
-    _raise_for_failure,
-    _read_capped,
-    _tail,
     evaluate_model,
     model_suffix,
+    python_binds,
     require_sandbox,
+)
+from grader.sandbox.verdict import (
+    EvaluationResult,
+    collect,
+    count_images,
+    raise_for_failure,
+    read_capped,
+    tail,
 )
 
 log = logging.getLogger(__name__)
@@ -135,7 +137,7 @@ class _Zygote:
             inner.append("--allow-payloads")
         for f in stage.iterdir():
             f.chmod(0o444)
-        binds = [*_python_binds(), Bind(stage, SANDBOX_DIR), Bind(self.jobs, JOBS_DIR, True)]
+        binds = [*python_binds(), Bind(stage, SANDBOX_DIR), Bind(self.jobs, JOBS_DIR, True)]
         chain = replace(
             ceiling,
             memory_bytes=max(ceiling.memory_bytes, ZYGOTE_MIN_ADDRESS_SPACE),
@@ -189,9 +191,9 @@ class _Zygote:
         except _ZygoteGone:
             msg = None
         if not msg or msg.get("ready") is not True or not isinstance(msg.get("pid"), int):
-            tail = _tail(_read_capped(self.stderr_path), 3)
+            last = tail(read_capped(self.stderr_path), 3)
             self.kill()
-            raise RuntimeError(f"the warm sandbox did not start: {tail or 'no output'}")
+            raise RuntimeError(f"the warm sandbox did not start: {last or 'no output'}")
         self.ready = msg
         self.host_pid = self._host_pid_of(msg["pid"], parent=None)
         return msg
@@ -485,7 +487,7 @@ class WarmEvaluator:
         require_sandbox()
         model_path = Path(model_path)
         suffix = model_suffix(model_path)
-        n_images = _count_images(Path(images)) if images is not None else None
+        n_images = count_images(Path(images)) if images is not None else None
         req = {
             "op": "evaluate",
             "scale": float(scale),
@@ -518,12 +520,12 @@ class WarmEvaluator:
                             "Evaluation stopped unexpectedly (the sandbox ended)."
                         ) from exc
                     self.stats["warm_jobs"] += 1
-                    err = _read_capped(res.out / "stderr.txt")
+                    err = read_capped(res.out / "stderr.txt")
                     scrub = [str(z.work), str(JOBS_DIR / job.name)]
-                    _raise_for_failure(
+                    raise_for_failure(
                         res.rc, err, res.out, res.elapsed, res.killed, limits, scrub=scrub
                     )
-                    return _collect(res.out, n_images, res.spawn_t, limits, None)
+                    return collect(res.out, n_images, res.spawn_t, limits, None)
                 finally:
                     shutil.rmtree(job, ignore_errors=True)
         raise NotGradable("Evaluation stopped unexpectedly (the sandbox ended).")
@@ -562,8 +564,8 @@ class WarmEvaluator:
                     raise
                 return (
                     res.rc,
-                    _read_capped(res.out / "stdout.txt"),
-                    _read_capped(res.out / "stderr.txt"),
+                    read_capped(res.out / "stdout.txt"),
+                    read_capped(res.out / "stderr.txt"),
                     res.killed,
                 )
             finally:

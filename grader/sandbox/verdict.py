@@ -1,0 +1,285 @@
+"""What a sandbox run left behind, read on the trusted side and trusted in nothing:
+its exit status turned into a verdict, its summary and predictions validated.
+
+Both the fresh-sandbox runner and the warm pool read their results here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grader.errors import NotGradable
+from grader.sandbox.policy import SandboxLimits, python_roots
+
+SUMMARY_MAX_BYTES = 16 * 1024 * 1024
+STREAM_MAX_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class EvaluationResult:
+    """What the sandbox reported about one model, after validation on the trusted side."""
+
+    layers: list[dict]
+    total_params: int
+    trainable_params: int
+    input_shape: list | None
+    predictions: np.ndarray | None
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_bytes: int | None = None
+    device: str = "cpu"
+
+
+def read_capped(path: Path, limit: int = STREAM_MAX_BYTES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                fh.seek(size - limit)
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def count_images(path: Path) -> int:
+    """Row count of the trusted images file (header only, no pickle)."""
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    if arr.ndim != 4 or arr.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 NHWC, got {arr.dtype} {arr.shape}")
+    return int(arr.shape[0])
+
+
+# --------------------------------------------------------------------------- verdicts
+_MEMORY_HINTS = (
+    "MemoryError",
+    "bad_alloc",
+    "Cannot allocate memory",
+    "OOM when allocating",
+    "ResourceExhaustedError",
+    "out of memory",
+)
+
+_THREAD_HINTS = (
+    "pthread_create",
+    "Resource temporarily unavailable",
+    "libgcc_s.so.1 must be installed",  # glibc failed to dlopen it: mmap refused
+)
+
+
+def raise_for_failure(
+    rc: int,
+    err: str,
+    out: Path,
+    elapsed: float,
+    killed: bool,
+    limits: SandboxLimits,
+    scrub: list[str],
+) -> None:
+    """Map how the sandbox ended to a NotGradable with a plain-words reason."""
+    if rc == 0:
+        return
+    timed_out = killed or (
+        rc in (124, 137, -signal.SIGKILL) and elapsed >= limits.wall_seconds - 0.5
+    )
+    if timed_out:
+        raise NotGradable(
+            f"Evaluation took longer than the limit of {limits.wall_seconds} s and was stopped."
+        )
+    info = _read_error_json(out / "error.json")
+    if info is not None:
+        kind, msg = info
+        if kind == "load":
+            raise NotGradable(f"The model could not be loaded: {msg}")
+        if kind == "predict":
+            raise NotGradable(f"The model could not make predictions on the images: {msg}")
+        if kind == "memory":
+            raise NotGradable(_memory_message(limits))
+    if rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+        raise NotGradable(
+            f"Evaluation used more CPU time than the limit of {limits.cpu_seconds} s "
+            "and was stopped."
+        )
+    if any(h in err for h in _MEMORY_HINTS) or rc in (-signal.SIGKILL, 137):
+        raise NotGradable(_memory_message(limits))
+    if any(h in err for h in _THREAD_HINTS):
+        # RLIMIT_AS (thread stacks, dlopen) or RLIMIT_NPROC (threads count as processes).
+        raise NotGradable(
+            "Evaluation used more memory than the limit of "
+            f"{limits.memory_bytes // (1024 * 1024)} MiB (or more than "
+            f"{limits.max_processes} threads) and was stopped."
+        )
+    if info is not None:
+        raise NotGradable(f"Evaluation failed: {_scrub(info[1], scrub)}")
+    status = (
+        f"signal {signal.Signals(-rc).name}"
+        if rc < 0 and -rc in _SIGNALS
+        else (f"exit status {rc}")
+    )
+    last = tail(_scrub(err, scrub), 5)
+    raise NotGradable(
+        f"Evaluation stopped unexpectedly ({status})."
+        + (f" Last lines of its error output:\n{last}" if last else "")
+    )
+
+
+_SIGNALS = {s.value for s in signal.Signals}
+
+
+def _memory_message(limits: SandboxLimits) -> str:
+    mib = limits.memory_bytes // (1024 * 1024)
+    return f"Evaluation used more memory than the limit of {mib} MiB and was stopped."
+
+
+def _read_error_json(path: Path) -> tuple[str, str] | None:
+    try:
+        if path.stat().st_size > 64 * 1024:
+            return None
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("error"), str):
+        return None
+    kind = data.get("kind") if isinstance(data.get("kind"), str) else "other"
+    return kind, _scrub(data["error"], [])[:300]
+
+
+_PATH_RE = re.compile(r"(?:/[\w.@+-]+){2,}")
+
+
+def _scrub(text: str, extra: list[str]) -> str:
+    """Remove host paths (temp dirs, the Python installation) from sandbox output."""
+    for root in [*extra, *map(str, python_roots()), sys.prefix]:
+        if root and root != "/":
+            text = text.replace(root, "…")
+    return _PATH_RE.sub(lambda m: "…/" + m.group(0).rsplit("/", 1)[-1], text)
+
+
+_NOISE = re.compile(r"^(@ |\*\*\* |\[symbolize|WARNING: All log messages|[IW]\d{4} )")
+
+
+def tail(text: str, n: int) -> str:
+    """Last ``n`` meaningful lines (no stack-frame addresses or TF info chatter)."""
+    lines = (ln.strip() for ln in text.splitlines())
+    keep = [ln[:200] for ln in lines if ln and not _NOISE.match(ln)]
+    return "\n".join(keep[-n:])
+
+
+# --------------------------------------------------------------------------- results
+def _bad(reason: str) -> NotGradable:
+    return NotGradable(f"The evaluation returned unusable results: {reason}.")
+
+
+def collect(
+    out: Path, n_images: int | None, spawn_t: float, limits: SandboxLimits, gpu: int | None
+) -> EvaluationResult:
+    """Parse and validate everything the sandbox wrote; trust none of it."""
+    path = out / "summary.json"
+    try:
+        if path.is_symlink() or path.stat().st_size > SUMMARY_MAX_BYTES:
+            raise _bad("the summary is missing or too large")
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _bad("the summary is missing or unreadable") from exc
+    if os.environ.get("GRADER_SANDBOX_DEBUG"):
+        print("sandbox confinement:", data.get("confinement"), file=sys.stderr)
+    if not isinstance(data, dict):
+        raise _bad("the summary is not an object")
+
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(r, dict) for r in layers):
+        raise _bad("the layer table is malformed")
+    clean_layers = [_clean_layer(r) for r in layers]
+    total, trainable = data.get("total_params"), data.get("trainable_params")
+    if not _is_count(total) or not _is_count(trainable):
+        raise _bad("parameter counts are missing")
+    input_shape = _clean_shape(data.get("input_shape"))
+
+    timings: dict[str, float] = {}
+    raw_t = data.get("timings") if isinstance(data.get("timings"), dict) else {}
+    started = data.get("started_at")
+    if isinstance(started, int | float) and math.isfinite(started):
+        timings["sandbox_start"] = max(0.0, float(started) - spawn_t)
+    for key in ("import", "load", "predict"):
+        v = raw_t.get(key)
+        if isinstance(v, int | float) and math.isfinite(v):
+            timings[key] = float(v)
+    rss = data.get("peak_rss_bytes")
+
+    predictions = None
+    if n_images is not None:
+        predictions = _load_predictions(out / "predictions.npy", n_images, limits)
+    return EvaluationResult(
+        layers=clean_layers,
+        total_params=int(total),
+        trainable_params=int(trainable),
+        input_shape=input_shape,
+        predictions=predictions,
+        timings=timings,
+        peak_rss_bytes=int(rss) if _is_count(rss) else None,
+        device="cpu" if gpu is None else f"gpu:{gpu}",
+    )
+
+
+def _is_count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _clean_shape(v: object) -> list | None:
+    if not isinstance(v, list):
+        return None
+    if all(d is None or _is_count(d) for d in v):
+        return list(v)
+    if all(isinstance(d, list) for d in v):  # several outputs
+        return [_clean_shape(d) for d in v]
+    return None
+
+
+def _clean_layer(r: dict) -> dict:
+    def text(key: str) -> str:
+        v = r.get(key)
+        return v[:200] if isinstance(v, str) else ""
+
+    params, trainable = r.get("params"), r.get("trainable_params")
+    return {
+        "name": text("name"),
+        "type": text("type"),
+        "output_shape": _clean_shape(r.get("output_shape")),
+        "params": int(params) if _is_count(params) else 0,
+        "trainable_params": int(trainable) if _is_count(trainable) else 0,
+        "path": text("path"),
+    }
+
+
+def _load_predictions(path: Path, n_images: int, limits: SandboxLimits) -> np.ndarray:
+    try:
+        if path.is_symlink() or not path.is_file():
+            raise _bad("no predictions were written")
+        if path.stat().st_size > limits.max_file_bytes:
+            raise _bad("the predictions file is too large")
+        with open(path, "rb") as fh:
+            arr = np.load(fh, allow_pickle=False)
+    except NotGradable:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise _bad("the predictions file is unreadable") from exc
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise NotGradable("The model's predictions are not numbers.")
+    if arr.ndim != 2:
+        raise NotGradable(
+            f"The model's output has shape {list(arr.shape)}; expected one row of "
+            "class scores per image (a 2-D output)."
+        )
+    if arr.shape[0] != n_images:
+        raise NotGradable(f"The model returned {arr.shape[0]} predictions for {n_images} images.")
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise NotGradable("The model's predictions contain NaN or infinite values.")
+    return arr
