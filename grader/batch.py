@@ -17,7 +17,6 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
+from grader import csvout
 from grader.data import TestSet, find_test_set
 from grader.errors import ConfigurationError, SandboxUnavailable
 from grader.pipeline import file_sha256, grade_file
@@ -44,7 +44,6 @@ GRADED = ("passed", "failed", "not_gradable")  # final verdicts, safe to skip on
 ERROR = "error"
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+-]")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -72,11 +71,9 @@ class FileResult:
     seconds: float = 0.0
     report_path: Path | None = None
 
-    def row(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in CSV_COLUMNS}
-        for name in ("student", "file", "reason"):  # text that came from students
-            values[name] = _csv_safe(values[name])
-        return {k: "" if v is None else v for k, v in values.items()}
+    def row(self) -> list[Any]:
+        """The gradebook cells, in CSV_COLUMNS order (escaped by the CSV writer)."""
+        return [getattr(self, name) for name in CSV_COLUMNS]
 
 
 @dataclass
@@ -150,13 +147,6 @@ def student_of(path: Path, pattern: re.Pattern[str] | None) -> str | None:
 def _safe_name(text: str) -> str:
     name = _UNSAFE_NAME.sub("_", text)
     return f"_{name}" if name.startswith(".") or not name else name
-
-
-def _csv_safe(value: Any) -> Any:
-    """Student-chosen text must not become a spreadsheet formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def collect_submissions(
@@ -302,10 +292,7 @@ def write_csv(path: Path, results: Sequence[FileResult]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for result in results:
-            writer.writerow(result.row())
+        csvout.write_csv(handle, CSV_COLUMNS, (result.row() for result in results))
     tmp.replace(path)
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from grader.service.database import db
+from grader.csvout import csv_text
+from grader.service.db import db
 from grader.service.models import Assignment, Submission, User, audit
 from grader.service.policy import Standing, standing_from
 from grader.service.specs import current_spec
@@ -72,36 +73,16 @@ def gradebook(
     return rows
 
 
-def _cell(value: Any) -> str:
-    """Neutralise spreadsheet formulas (CSV injection) in text cells."""
-    text = "" if value is None else str(value)
-    if text and text[0] in "=+-@\t\r":
-        return "'" + text
-    return text
-
-
 def gradebook_csv(assignment: Assignment) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        ["username", "name", "counted", "best", "latest", "max_score", "attempts", "late", "status"]
-    )
-    for row in gradebook(assignment):
+    header = ["username", "name", "counted", "best", "latest", "max_score", "attempts", "late",
+              "status"]  # fmt: skip
+
+    def cells(row: Row) -> list[Any]:
         s = row.standing
-        writer.writerow(
-            [
-                _cell(row.user.username),
-                _cell(row.user.name),
-                "" if s.counted is None else s.counted,
-                "" if s.best is None else s.best,
-                "" if s.latest is None else s.latest,
-                "" if s.max_score is None else s.max_score,
-                s.attempts,
-                "yes" if s.late else "no",
-                row.status,
-            ]
-        )
-    return out.getvalue()
+        return [row.user.username, row.user.name, s.counted, s.best, s.latest, s.max_score,
+                s.attempts, "yes" if s.late else "no", row.status]  # fmt: skip
+
+    return csv_text(header, (cells(row) for row in gradebook(assignment)))
 
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
