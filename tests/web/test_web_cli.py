@@ -16,13 +16,13 @@ from flask import Flask
 from webutil import ASSIGNMENTS, add_submission, api_token
 from werkzeug.serving import make_server
 
+from grader.cli import cli as grader_cli
 from grader.service.db import db
-from grader.web.commands import register_commands
 
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, app: Flask) -> click.Group:
-    """A fresh group with the web commands, whose apps use the test database."""
+    """The grader command group, whose apps use the test database."""
     from grader.web import app as app_module
 
     original = app_module.create_app
@@ -36,17 +36,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, app: Flask) -> click.Group:
         return original(merged)
 
     monkeypatch.setattr(app_module, "create_app", test_create_app)
-
-    @click.group()
-    def group() -> None:
-        pass
-
-    @group.group()
-    def assignments() -> None:
-        pass
-
-    register_commands(group)
-    return group
+    return grader_cli
 
 
 def test_admin_commands(cli: click.Group, app: Flask, tmp_path: Path) -> None:
