@@ -41,13 +41,12 @@ def regrade_cmd(
     from grader.service.db import db
     from grader.service.models import TERMINAL_STATES, Submission
     from grader.service.submissions import regrade
+    from grader.settings import get_settings
 
     if not assignment_id and not submission_ids:
         raise click.UsageError("give --assignment or --submission")
     if mode == "auto":
-        queued = (
-            os.environ.get("CELERY_BROKER_URL") or os.environ.get("GRADER_EXECUTOR") == "celery"
-        )
+        queued = os.environ.get("CELERY_BROKER_URL") or get_settings().executor == "celery"
         mode = "queue" if queued else "here"
     here = mode == "here"
     app = web_app({"GRADER_EXECUTOR": "sync" if here else "celery"})

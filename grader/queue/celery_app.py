@@ -26,13 +26,11 @@ from kombu import Queue
 from sqlalchemy.pool import NullPool
 
 from grader.queue.gpu import EVALUATE, INSPECT
+from grader.settings import get_settings
 
 INSPECT_TASK = "grader.inspect"
 EVALUATE_TASK = "grader.evaluate"
 TASK_FOR_QUEUE = {INSPECT: INSPECT_TASK, EVALUATE: EVALUATE_TASK}
-#: Redis: seconds before an unacknowledged message is delivered again. Must exceed the
-#: longest evaluation (a shorter one runs long jobs twice; the claim keeps one result).
-DEFAULT_VISIBILITY_TIMEOUT = 3600
 
 
 def default_broker_url(instance_path: str | Path) -> str:
@@ -58,7 +56,7 @@ def transport_options(url: str) -> dict[str, Any]:
             # watchdog, publishers) would otherwise exhaust QueuePool's 5 + 10 under load.
             return {"connect_args": {"timeout": 30}, "poolclass": NullPool}
         return {"pool_pre_ping": True}
-    visibility = int(os.environ.get("GRADER_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT))
+    visibility = get_settings().visibility_timeout
     options: dict[str, Any] = {
         "visibility_timeout": visibility,
         "socket_connect_timeout": 5,

@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from grader.sandbox.policy import gpu_device_paths
+from grader.settings import env_name, get_settings
 
 INSPECT, EVALUATE = "inspect", "evaluate"
 QUEUES = (INSPECT, EVALUATE)
 #: Environment variable telling an evaluate worker which GPU it owns.
-GPU_ENV = "GRADER_WORKER_GPU"
+GPU_ENV = env_name("worker_gpu")
 #: Set on CPU evaluate workers: start the warm sandbox with the worker process.
-PREWARM_ENV = "GRADER_PREWARM"
+PREWARM_ENV = env_name("prewarm")
 _NVIDIA = re.compile(r"^nvidia(\d+)$")
 
 
@@ -100,8 +101,11 @@ def gpu_env(gpu: int | None) -> dict[str, str]:
 
 
 def worker_gpu(env: Mapping[str, str] | None = None) -> int | None:
-    """The GPU this worker process owns (``GRADER_WORKER_GPU``), None on a CPU worker."""
-    value = (os.environ if env is None else env).get(GPU_ENV, "").strip()
+    """The GPU this worker process owns (``GRADER_WORKER_GPU``), None on a CPU worker;
+    ``env``: read from this mapping instead of the settings."""
+    if env is None:
+        return get_settings().worker_gpu
+    value = env.get(GPU_ENV, "").strip()
     return int(value) if value.isdigit() else None
 
 

@@ -1,5 +1,5 @@
-"""Per-process resources of a worker: its service (database, storage, settings),
-the evaluator (warm sandbox when available) and the knobs read from the environment."""
+"""Per-process resources of a worker: its service (database, storage, settings)
+and the evaluator (warm sandbox when available)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,6 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _services: dict[int, Service] = {}
 _evaluators: dict[int, Any] = {}
-
-
-def env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 def worker_service() -> Service:
@@ -47,20 +40,20 @@ def evaluator() -> Callable[..., Any]:
 
     from grader.queue.gpu import worker_gpu
     from grader.sandbox import evaluate_model
+    from grader.settings import get_settings
 
     pid = os.getpid()
     with _lock:
         if pid in _evaluators:
             return _evaluators[pid]
+        settings = get_settings()
         gpu = worker_gpu()
         chosen: Callable[..., Any] = evaluate_model
-        if gpu is None and os.environ.get("GRADER_WARM", "1") != "0":
+        if gpu is None and settings.warm:
             try:
                 from grader.sandbox.policy import SandboxLimits
                 from grader.sandbox.warm import WarmEvaluator
-                from grader.settings import get_settings
 
-                settings = get_settings()
                 chosen = WarmEvaluator(
                     SandboxLimits.from_settings(settings), images=_test_images(settings)
                 )

@@ -28,19 +28,16 @@ from celery import Celery
 from sqlalchemy import select
 
 from grader.queue.celery_app import broker_depth, dispatch
-from grader.queue.runtime import env_float, worker_service
+from grader.queue.runtime import worker_service
 from grader.service import lifecycle
 from grader.service.context import current
 from grader.service.db import db
 from grader.service.lifecycle import EVALUATE, INSPECT, QUEUE_ALIASES, RUNNING
 from grader.service.models import INSPECTING, QUEUED, Submission, utcnow
 from grader.service.specs import spec_of
+from grader.settings import get_settings
 
 log = logging.getLogger(__name__)
-
-
-def grace_seconds() -> float:
-    return env_float("GRADER_WATCHDOG_GRACE", 120.0)
 
 
 def time_limit(sub: Submission, wall_default: int, grace: float) -> float:
@@ -74,8 +71,8 @@ class Watchdog:
     """One sweep at a time; ``start()`` runs sweeps every ``interval`` seconds."""
 
     celery: Celery
-    interval: float = field(default_factory=lambda: env_float("GRADER_WATCHDOG_INTERVAL", 30.0))
-    grace: float = field(default_factory=grace_seconds)
+    interval: float = field(default_factory=lambda: get_settings().watchdog_interval)
+    grace: float = field(default_factory=lambda: get_settings().watchdog_grace)
     _suspects: dict[str, set[int]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None

@@ -8,7 +8,6 @@ the environment, as for the web app: ``DATABASE_URL``, ``CELERY_BROKER_URL``,
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any
 
@@ -20,9 +19,9 @@ from celery.signals import (
 )
 
 from grader.queue.celery_app import broker_url, make_celery
-from grader.queue.gpu import PREWARM_ENV
-from grader.queue.runtime import close_evaluator, env_float, prewarm, worker_service
+from grader.queue.runtime import close_evaluator, prewarm, worker_service
 from grader.queue.watchdog import Watchdog
+from grader.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ def _on_ready(sender: Any = None, **_kwargs: Any) -> None:
             watchdog.sweep()
     except Exception:
         log.exception("start-up sweep failed; the watchdog will retry")
-    if env_float("GRADER_WATCHDOG_INTERVAL", 30.0) > 0:
+    if watchdog.interval > 0:
         _watchdog = watchdog.start()
 
 
@@ -61,7 +60,7 @@ def _on_shutdown(**_kwargs: Any) -> None:
 def _on_child_start(**_kwargs: Any) -> None:
     """Evaluate workers start their warm sandbox at once, in the background (Celery
     kills a child whose start-up takes more than a few seconds)."""
-    if os.environ.get(PREWARM_ENV) == "1":
+    if get_settings().prewarm:
         threading.Thread(target=prewarm, name="prewarm", daemon=True).start()
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from grader.errors import NotGradable
 from grader.sandbox.policy import SandboxLimits, python_roots
+from grader.settings import get_settings
 
 SUMMARY_MAX_BYTES = 16 * 1024 * 1024
 STREAM_MAX_BYTES = 4 * 1024 * 1024
@@ -188,7 +189,7 @@ def collect(
         data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise _bad("the summary is missing or unreadable") from exc
-    if os.environ.get("GRADER_SANDBOX_DEBUG"):
+    if get_settings().sandbox_debug:
         print("sandbox confinement:", data.get("confinement"), file=sys.stderr)
     if not isinstance(data, dict):
         raise _bad("the summary is not an object")

@@ -9,7 +9,6 @@ framework is around it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,7 +31,7 @@ _resolvers: list[Callable[[], Service | None]] = []
 def default_instance_dir() -> Path:
     """``GRADER_INSTANCE_DIR``, else ``./instance``: where SQLite, the embedded broker
     and the secret key live, for the web app and workers alike."""
-    return Path(os.environ.get("GRADER_INSTANCE_DIR") or Path.cwd() / "instance").resolve()
+    return Path(get_settings().instance_dir or Path.cwd() / "instance").resolve()
 
 
 class Service:
@@ -53,7 +52,7 @@ class Service:
         self.storage_config = dict(storage_config or {})
         self.storage_config.setdefault(
             "GRADER_SUBMISSIONS_DIR",
-            os.environ.get("GRADER_SUBMISSIONS_DIR") or str(Path.cwd() / "submissions"),
+            str(self.settings.submissions_dir or Path.cwd() / "submissions"),
         )
         self.password_method = password_method
         self.engine = make_engine(self.url)
@@ -65,7 +64,7 @@ class Service:
         if self._storage is None:
             from grader.service.storage import open_storage
 
-            self._storage = open_storage(self.storage_config)
+            self._storage = open_storage(self.storage_config, self.settings)
         return self._storage
 
     @contextmanager

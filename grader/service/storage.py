@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from grader.settings import Settings, get_settings
+
 CHUNK = 1024 * 1024
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -245,12 +247,15 @@ class S3Storage:
         return obj["Body"].read()
 
 
-def open_storage(config: Mapping[str, Any]) -> Storage | S3Storage:
+def open_storage(
+    config: Mapping[str, Any], settings: Settings | None = None
+) -> Storage | S3Storage:
     """The configured backend: S3 when ``GRADER_S3_BUCKET`` is set (app config or
-    environment), else the local ``GRADER_SUBMISSIONS_DIR`` folder."""
+    settings), else the local ``GRADER_SUBMISSIONS_DIR`` folder."""
+    settings = settings or get_settings()
 
     def get(name: str) -> Any:
-        return config.get(name) or os.environ.get(name)
+        return config.get(name) or getattr(settings, name.removeprefix("GRADER_").lower())
 
     bucket = get("GRADER_S3_BUCKET")
     if bucket:

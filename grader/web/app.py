@@ -51,11 +51,11 @@ def _app_service() -> Service | None:
 
 
 def executor_mode(app: Flask) -> str:
-    """The configured executor; the environment may override the factory default."""
+    """The configured executor; ``GRADER_EXECUTOR`` may override the factory default."""
     mode = app.config.get("GRADER_EXECUTOR", "thread")
-    env = os.environ.get("GRADER_EXECUTOR")
-    if mode == "thread" and env in ("celery", "thread", "sync", "none"):
-        return env
+    override = app.config["GRADER_SETTINGS"].executor
+    if mode == "thread" and override in ("celery", "thread", "sync", "none"):
+        return override
     return mode
 
 
@@ -97,8 +97,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=config.get("SECRET_KEY") or _secret_key(app.instance_path),
         SQLALCHEMY_DATABASE_URI=database_url(app.instance_path),
         GRADER_SETTINGS=settings,
-        GRADER_SUBMISSIONS_DIR=os.environ.get("GRADER_SUBMISSIONS_DIR")
-        or str(Path.cwd() / "submissions"),
+        GRADER_SUBMISSIONS_DIR=str(settings.submissions_dir or Path.cwd() / "submissions"),
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + UPLOAD_SLACK,
         GRADER_EXECUTOR="thread",
         GRADER_WORKERS=1,
