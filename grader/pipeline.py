@@ -21,14 +21,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from grader import __version__
+import numpy as np
+
+from grader import __version__, probes
 from grader.checks import fmt_shape, max_score, run_checks, score_checks
 from grader.data import TestSet, find_test_set
+from grader.diagnosis import diagnose
 from grader.errors import ConfigurationError, NotGradable
 from grader.inspection.architecture import Architecture
 from grader.inspection.static import Inspection, inspect_model
+from grader.integrity import judge
 from grader.metrics import score_predictions
-from grader.report import LayerInfo, Metrics, ModelInfo, Report
+from grader.report import Diagnosis, LayerInfo, Metrics, ModelInfo, ProbeResults, Report
 from grader.sandbox import EvaluationResult, SandboxLimits, evaluate_model
 from grader.settings import Settings, get_settings
 from grader.spec import AssignmentSpec
@@ -106,6 +110,15 @@ def batch_size_for(arch: Architecture, settings: Settings) -> int:
 
 
 def model_info(arch: Architecture, fmt: str | None) -> ModelInfo:
+    """The report's view of the architecture: every layer, with its formulas explained."""
+    from grader.explain import explain
+    from grader.inspection.architecture import Layer
+    from grader.report import LayerFormula
+
+    def formula(layer: Layer) -> LayerFormula | None:
+        found = explain(layer)
+        return None if found is None else LayerFormula(**found.as_dict())
+
     return ModelInfo(
         format=fmt,
         total_params=arch.total_params,
@@ -121,6 +134,7 @@ def model_info(arch: Architecture, fmt: str | None) -> ModelInfo:
                 params=layer.params,
                 trainable_params=layer.trainable_params,
                 attributes=layer.attributes,
+                formula=formula(layer),
             )
             for layer in arch.layers
         ],
@@ -151,6 +165,8 @@ class Evaluation:
     result: EvaluationResult
     metrics: Metrics | None  # None when the spec has no evaluation block
     timings: dict[str, float]  # the sandbox's phases, then "score"
+    probes: ProbeResults | None = None  # never part of the grade
+    output_max: float | None = None  # the largest output magnitude (saturation)
 
 
 class EvaluationRefused(NotGradable):
@@ -188,6 +204,7 @@ def evaluate(
     if block is not None:
         limits = dataclasses.replace(limits, wall_seconds=block.time_limit_seconds)
     arch = inspection.architecture
+    requested = probes.plan(block.preprocessing) if block is not None else ()
     result = evaluator(
         model_path,
         test_set.images_path if block is not None and test_set is not None else None,
@@ -198,6 +215,8 @@ def evaluate(
         gpu=gpu,
         batch_size=batch_size_for(arch, settings),
         loader=inspection.loader,
+        probes=requested,
+        probe_images=probes.PROBE_IMAGES if requested else 0,
     )
     evaluation = Evaluation(
         result=result,
@@ -213,6 +232,10 @@ def evaluate(
             with clock.phase("score"):
                 assert result.predictions is not None
                 evaluation.metrics = score_predictions(result.predictions, test_set.labels)
+                evaluation.probes = probes.score_probes(
+                    result.probes, requested, result.predictions, test_set.labels
+                )
+                evaluation.output_max = float(np.max(np.abs(result.predictions), initial=0.0))
     except NotGradable as exc:
         evaluation.timings.update(clock.timings)
         raise EvaluationRefused(exc.reason, evaluation) from exc
@@ -235,8 +258,18 @@ def build_report(
     arch = inspection.architecture
     checks = run_checks(spec, arch, evaluation.metrics)
     total, maximum, breakdown = score_checks(spec, checks, evaluation.metrics)
+    passed = all(c.passed for c in checks)
+    found: list[Diagnosis] = []
+    verdict = None
+    if spec.evaluation is not None and evaluation.metrics is not None:
+        found = diagnose(
+            spec.evaluation, arch, evaluation.metrics, evaluation.probes, evaluation.output_max
+        )
+        verdict = judge(spec.integrity, evaluation.probes)
+        if verdict is not None and verdict.flagged and verdict.action == "zero":
+            total, passed = 0.0, False
     return Report(
-        status="passed" if all(c.passed for c in checks) else "failed",
+        status="passed" if passed else "failed",
         assignment=spec.id,
         grader_version=__version__,
         score=total,
@@ -245,6 +278,9 @@ def build_report(
         checks=checks,
         model=model_info(arch, inspection.format),
         metrics=evaluation.metrics,
+        probes=evaluation.probes,
+        diagnosis=found,
+        integrity=verdict,
         timings=dict(evaluation.timings if timings is None else timings),
         file_sha256=file_sha256,
         device=evaluation.result.device,

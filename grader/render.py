@@ -17,7 +17,8 @@ def _value(value: Any) -> str:
 
 
 def render_layers(model: ModelInfo) -> list[str]:
-    """The layer table: type, output shape and parameters of every layer, then totals."""
+    """The layer table: type, output shape and parameters of every layer, each with how
+    they are computed where ``grader.explain`` can say, then totals."""
     rows = [("#", "layer", "type", "output shape", "params")]
     rows += [
         (str(i), layer.path or layer.name, layer.type, fmt_shape(layer.output_shape),
@@ -26,11 +27,18 @@ def render_layers(model: ModelInfo) -> list[str]:
     ]  # fmt: skip
     widths = [max(len(r[k]) for r in rows) for k in range(5)]
     lines = []
-    for row in rows:
+    for i, row in enumerate(rows):
         cells = [
             row[k].rjust(widths[k]) if k in (0, 4) else row[k].ljust(widths[k]) for k in range(5)
         ]
         lines.append("  " + "  ".join(cells).rstrip())
+        formula = model.layers[i - 1].formula if i else None
+        if formula is not None and (formula.params or formula.output):
+            # How the row's numbers are computed, under it: "params (3·3·3 + 1)·32 = 896;
+            # size valid, stride 1: 224 − 3 + 1 = 222".
+            parts = [f"params {formula.params}" if formula.params else "",
+                     f"size {formula.output}" if formula.output else ""]  # fmt: skip
+            lines.append("  " + " " * (widths[0] + 2) + "; ".join(p for p in parts if p))
     lines.append(
         f"  Total parameters: {model.total_params:,} (trainable {model.trainable_params:,})"
     )

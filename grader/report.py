@@ -30,6 +30,15 @@ class Check(BaseModel):
     message: str = ""
 
 
+class LayerFormula(BaseModel):
+    """How a layer's numbers are computed, with its own numbers (grader.explain); a field
+    is None where it is not explained."""
+
+    params: str | None = None  # "(3·3·3 + 1)·32 = 896"
+    output: str | None = None  # "valid, stride 1: 224 − 3 + 1 = 222", per spatial axis
+    rule: str | None = None  # the general form: "(kernel_h·kernel_w·channels_in + 1)·filters"
+
+
 class LayerInfo(BaseModel):
     name: str
     type: str
@@ -38,6 +47,7 @@ class LayerInfo(BaseModel):
     trainable_params: int | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     path: str = ""
+    formula: LayerFormula | None = None
 
 
 class ModelInfo(BaseModel):
@@ -54,6 +64,35 @@ class Metrics(BaseModel):
     num_images: int
     per_class_accuracy: dict[str, float]
     confusion_matrix: list[list[int]]
+
+
+class ProbeResults(BaseModel):
+    """Accuracy on the first ``images`` test images: the model's own, and under each probe."""
+
+    images: int
+    accuracy: float
+    variants: dict[str, float] = Field(default_factory=dict)
+
+
+class Diagnosis(BaseModel):
+    """Why an accuracy is low, in a plain sentence; ``code`` is stable (see README)."""
+
+    code: str
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class IntegrityResult(BaseModel):
+    """The generalisation probe's verdict: a large drop on flipped or shifted images."""
+
+    flagged: bool
+    action: str  # "flag" (the instructor is told) or "zero" (the score is set to 0)
+    max_drop: float
+    drop: float
+    variant: str
+    accuracy: float
+    variant_accuracy: float
+    message: str = ""
 
 
 class ScorePart(BaseModel):
@@ -73,6 +112,9 @@ class Report(BaseModel):
     checks: list[Check] = Field(default_factory=list)
     model: ModelInfo = Field(default_factory=ModelInfo)
     metrics: Metrics | None = None
+    probes: ProbeResults | None = None
+    diagnosis: list[Diagnosis] = Field(default_factory=list)
+    integrity: IntegrityResult | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     file_sha256: str | None = None
     device: str | None = None

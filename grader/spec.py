@@ -138,6 +138,16 @@ class Evaluation(_Strict):
         return self
 
 
+class Integrity(_Strict):
+    """The generalisation probe: the same test images flipped and shifted by two pixels.
+    A model that learned the classes loses a few points; one that memorised the public
+    test set collapses. A drop above ``max_drop`` flags the submission; ``action``
+    says whether a flag only informs the instructor or sets the score to zero."""
+
+    max_drop: Number = Field(default=0.25, gt=0, le=1)
+    action: Literal["flag", "zero"] = "flag"
+
+
 class Rubric(_Strict):
     """Points per check group. Architecture and parameter points are shared
     equally among the checks of their group; accuracy earns
@@ -171,6 +181,7 @@ class AssignmentSpec(_Strict):
     total_params: Range | None = None
     trainable_params: Range | None = None
     evaluation: Evaluation | None = None
+    integrity: Integrity = Integrity()
     rubric: Rubric = Rubric()
     policy: Policy = Policy()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from grader import explain
 from grader.checks.base import CheckType, fmt_shape, register
 from grader.inspection.architecture import Architecture, Layer
 from grader.report import Check, Metrics
@@ -24,6 +25,8 @@ _COMPARED = (
     "depth_multiplier",
     "activation",
 )
+# Longest message a check carries; an explanation that would not fit is left out.
+MAX_MESSAGE = 400
 
 
 def _shape_matches(expected: list[int | None], actual: tuple[int | None, ...] | None) -> bool:
@@ -193,7 +196,7 @@ def _type_mismatch(index: int, exp: ExpectedLayer, layer: Layer) -> Check:
 def _compare_layer(index: int, exp: ExpectedLayer, layer: Layer) -> list[Check]:
     expected = _expected_attrs(exp)
     actual = _actual_attrs(layer, list(expected))
-    problems = []
+    problems, explained = [], []
     for key in (*_COMPARED, "output_shape"):
         want = getattr(exp, key)
         if want is None:
@@ -204,6 +207,9 @@ def _compare_layer(index: int, exp: ExpectedLayer, layer: Layer) -> list[Check]:
             shown = fmt_shape(have) if key == "output_shape" else repr(have)
             wanted = fmt_shape(want) if key == "output_shape" else repr(want)
             problems.append(f"{key.replace('_', ' ')}: expected {wanted}, yours {shown}")
+            explained.append(
+                problems[-1] + (_output_sides(exp, layer) if key == "output_shape" else "")
+            )
     checks = [
         Check(
             name=f"Layer {index + 1}: {exp.type}",
@@ -211,7 +217,7 @@ def _compare_layer(index: int, exp: ExpectedLayer, layer: Layer) -> list[Check]:
             passed=not problems,
             expected=expected,
             actual=actual,
-            message="; ".join(problems),
+            message=_fit("; ".join(explained), "; ".join(problems)),
         )
     ]
     checks.extend(_param_checks(index, exp, layer))
@@ -226,6 +232,11 @@ def _param_checks(index: int, exp: ExpectedLayer, layer: Layer | None) -> list[C
     actual = layer.params if layer is not None else None
     ok = actual == exp.params
     yours = f"{actual:,}" if actual is not None else "no such layer"
+    message = ""
+    if not ok:
+        message = f"Expected {exp.params:,} parameters, yours {yours}."
+        if layer is not None:
+            message = _fit(_params_sides(exp, layer), message)
     return [
         Check(
             name=f"Parameters of layer {index + 1} ({exp.type})",
@@ -233,6 +244,72 @@ def _param_checks(index: int, exp: ExpectedLayer, layer: Layer | None) -> list[C
             passed=ok,
             expected=exp.params,
             actual=actual,
-            message="" if ok else f"Expected {exp.params:,} parameters, yours {yours}.",
+            message=message,
         )
     ]
+
+
+def _fit(message: str | None, fallback: str) -> str:
+    return message if message and len(message) <= MAX_MESSAGE else fallback
+
+
+def _params_sides(exp: ExpectedLayer, layer: Layer) -> str | None:
+    """Both counts explained: "Expected 155 = 3·3·3·1 + 3·1·32 + 32 (SeparableConv2D);
+    yours 896 = (3·3·3 + 1)·32: you used Conv2D." The expected side is the spec's layer
+    on the input channels of the student's layer (or on those its count implies)."""
+    assert exp.params is not None
+    mine = explain.params_formula(layer)
+    channels = layer.input_shape[-1] if layer.input_shape else None
+    wanted = explain.expected_params(exp, channels) if isinstance(channels, int) else None
+    implied = None  # the input channels the spec's count implies, where they differ
+    if wanted is None or wanted.value != exp.params:
+        implied = explain.expected_channels_in(exp, exp.params)
+        wanted = explain.expected_params(exp, implied) if implied is not None else None
+    if mine is None and wanted is None:
+        return None
+    kind = f" ({exp.type})" if exp.type != layer.type else ""
+    expected = f"{exp.params:,} = {wanted.expression}" if wanted else f"{exp.params:,}"
+    yours = f"{layer.params:,} = {mine.expression}" if mine else f"{layer.params:,}"
+    text = f"Expected {expected}{kind}; yours {yours}"
+    why = _why(exp, layer, channels if isinstance(channels, int) else None, implied)
+    return f"{text}: {why}." if why else f"{text}."
+
+
+def _why(exp: ExpectedLayer, layer: Layer, channels: int | None, implied: int | None) -> str:
+    """The first setting that makes the counts differ, in words."""
+    if exp.type != layer.type:
+        return f"you used {layer.type}"
+    differences = []
+    for key in ("filters", "units", "kernel_size", "depth_multiplier"):
+        want, have = getattr(exp, key), layer.attributes.get(key)
+        if want is not None and have is not None and want != have:
+            differences.append(f"{key.replace('_', ' ')} {_plain(have)}, not {_plain(want)}")
+    if differences:
+        return "your " + ", ".join(differences)
+    if layer.options.get("use_bias") is False:
+        return "your layer has no bias (use_bias=False)"
+    if channels is not None and implied is not None and channels != implied:
+        return f"your layer gets {channels} input channels, not {implied}"
+    return ""
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "×".join(str(v) for v in value)
+    return str(value)
+
+
+def _output_sides(exp: ExpectedLayer, layer: Layer) -> str:
+    """The output sizes explained where they differ and can be, to append to the message:
+    ' (expected valid, stride 1: 224 − 3 + 1 = 222; yours same, ...)'; else empty."""
+    want = exp.output_shape or []
+    have = layer.output_shape
+    if len(want) == len(have) and all(
+        w is None or w == h for w, h in zip(want[1:-1], have[1:-1], strict=True)
+    ):
+        return ""  # the sizes agree: only the channels differ
+    mine = explain.output_formula(layer)
+    wanted = explain.expected_output(exp, layer)
+    sides = [f"expected {wanted}" if wanted else "", f"yours {mine}" if mine else ""]
+    shown = "; ".join(side for side in sides if side)
+    return f" ({shown})" if shown else ""

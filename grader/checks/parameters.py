@@ -13,6 +13,9 @@ from grader.inspection.architecture import Architecture
 from grader.report import Check, Metrics
 from grader.spec import AssignmentSpec, Range
 
+MAX_MESSAGE = 400  # longest message; an explanation that would not fit is left out
+BREAKDOWN_TERMS = 6  # layers listed one by one in a total's breakdown, at most
+
 
 class _ParamRange(CheckType):
     group = "parameters"
@@ -30,6 +33,11 @@ class _ParamRange(CheckType):
         rng = self._range(spec)
         value: int = getattr(arch, self.field)
         ok = rng.contains(value)
+        message = ""
+        if not ok:
+            message = f"{self.label}: expected {rng.describe()}, yours {value:,}"
+            explained = message + _breakdown(arch, self.field == "trainable_params") + "."
+            message = explained if len(explained) <= MAX_MESSAGE else message + "."
         return [
             Check(
                 name=self.label,
@@ -37,9 +45,27 @@ class _ParamRange(CheckType):
                 passed=ok,
                 expected=rng.describe(),
                 actual=value,
-                message="" if ok else f"{self.label}: expected {rng.describe()}, yours {value:,}.",
+                message=message,
             )
         ]
+
+
+def _breakdown(arch: Architecture, trainable: bool) -> str:
+    """Where the student's count comes from: every layer with weights while they are few
+    (' = 896 (conv2d) + 18,496 (conv2d_1)'), else the largest ones."""
+    counts = [
+        (layer.trainable_params if trainable else layer.params, layer.name[:40])
+        for layer in arch.layers
+    ]
+    counts = [(n, name) for n, name in counts if n]
+    if not counts:
+        return ""
+    if len(counts) == 1:
+        return f", all in {counts[0][1]}"
+    if len(counts) <= BREAKDOWN_TERMS:
+        return " = " + " + ".join(f"{n:,} ({name})" for n, name in counts)
+    largest = sorted(counts, key=lambda c: -c[0])[:3]
+    return ", most in " + ", ".join(f"{name} ({n:,})" for n, name in largest)
 
 
 @register

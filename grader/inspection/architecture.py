@@ -91,6 +91,11 @@ REPORTED_ATTRIBUTES = (
     "filters", "units", "kernel_size", "strides", "padding",
     "depth_multiplier", "activation", "pool_size", "rate",
 )  # fmt: skip
+# Further settings that decide a count or a size, kept for the formulas that explain
+# them (grader.explain), not shown in the table nor compared.
+FORMULA_OPTIONS = (
+    "use_bias", "dilation_rate", "groups", "center", "scale", "axis", "keepdims", "lora_rank",
+)  # fmt: skip
 
 # Arguments of one layer call beyond its tensors: a real call has a handful.
 MAX_CALL_ARGUMENTS = 1000
@@ -106,6 +111,10 @@ class Layer:
     params: int
     trainable_params: int
     attributes: dict[str, Any] = field(default_factory=dict)
+    # The shape the layer was called on (None for a call on several tensors), and the
+    # FORMULA_OPTIONS its configuration sets: what grader.explain needs.
+    input_shape: Shape | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -596,6 +605,8 @@ class _Walker:
                     params=out.params,
                     trainable_params=out.params - out.non_trainable if layer_trainable else 0,
                     attributes={k: unwrap(cfg[k]) for k in REPORTED_ATTRIBUTES if k in cfg},
+                    input_shape=call.inputs[0] if len(call.inputs) == 1 else None,
+                    options={k: unwrap(cfg[k]) for k in FORMULA_OPTIONS if k in cfg},
                 )
             )
             self.resources.constants += out.constants

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import h5py
 import numpy as np
 
+from grader import units
 from grader.errors import NotGradable, SandboxUnavailable
 from grader.formats import H5_SUFFIXES, HDF5_MAGIC, KERAS_SUFFIXES, ZIP_MAGIC
 from grader.inspection.isolation import DAMAGED, run_isolated
@@ -169,18 +170,13 @@ def _open_upload(path: Path, settings: Settings) -> BinaryIO:
             raise NotGradable("The file is empty.")
         if st.st_size > settings.max_upload_bytes:
             raise NotGradable(
-                f"The file is {_mb(st.st_size)}, over the upload limit of "
-                f"{_mb(settings.max_upload_bytes)}."
+                f"The file is {units.size(st.st_size)}, over the upload limit of "
+                f"{units.size(settings.max_upload_bytes)}."
             )
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
-
-
-def _mb(n: int) -> str:
-    """Human-readable size for messages."""
-    return f"{n / MIB:.1f} MB" if n >= MIB // 10 else f"{n:,} bytes"
 
 
 def _sniff(fh: BinaryIO) -> str:
@@ -283,8 +279,8 @@ def _read_keras(fh: BinaryIO, settings: Settings, budget: WeightBudget | None) -
 def _check_weight_budget(size: int, allowed: int) -> None:
     if size > allowed:
         raise NotGradable(
-            f"The model's weights take {_mb(size)}, far more than the parameters its "
-            f"configuration declares can need ({_mb(allowed)} at most). The file was edited "
+            f"The model's weights take {units.size(size)}, far more than the parameters its "
+            f"configuration declares can need ({units.size(allowed)} at most). The file was edited "
             "or padded and cannot be graded."
         )
 
@@ -352,8 +348,8 @@ def _check_zip_members(infos: list[zipfile.ZipInfo], fh: BinaryIO, settings: Set
     total = sum(info.file_size for info in infos)
     if total > settings.max_uncompressed_bytes:
         raise NotGradable(
-            f"The .keras archive unpacks to {_mb(total)}, over the limit of "
-            f"{_mb(settings.max_uncompressed_bytes)}."
+            f"The .keras archive unpacks to {units.size(total)}, over the limit of "
+            f"{units.size(settings.max_uncompressed_bytes)}."
         )
     # Members must not overlap (the overlapping-entries zip bomb reuses one stream many times).
     size = os.fstat(fh.fileno()).st_size
@@ -366,7 +362,7 @@ def _check_zip_members(infos: list[zipfile.ZipInfo], fh: BinaryIO, settings: Set
 def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, out: BinaryIO) -> int:
     """Stream one member into ``out``, stopping at ``cap`` bytes whatever the header claims."""
     if info.file_size > cap:
-        raise NotGradable(f"{info.filename} is too large ({_mb(info.file_size)}).")
+        raise NotGradable(f"{info.filename} is too large ({units.size(info.file_size)}).")
     written = 0
     with zf.open(info) as member:
         while chunk := member.read(min(READ_CHUNK, cap + 1 - written)):
@@ -551,7 +547,7 @@ def _inspect_hdf5(
             raise NotGradable(f"{what} contains an unexpected object ({name!r}).")
         total += _check_dataset(name, obj, settings, what)
         if total > settings.max_uncompressed_bytes:
-            limit = _mb(settings.max_uncompressed_bytes)
+            limit = units.size(settings.max_uncompressed_bytes)
             raise NotGradable(f"{what} declares more than {limit} of weights.")
         shapes[name] = tuple(int(n) for n in obj.shape)
     return shapes, total
@@ -588,10 +584,12 @@ def _check_dataset(name: str, dset: h5py.Dataset, settings: Settings, what: str)
             raise NotGradable(f"{where} uses an unsupported compression filter ({code}).")
     declared = math.prod(int(n) for n in dset.shape) * dset.dtype.itemsize
     if declared > settings.max_uncompressed_bytes:
-        raise NotGradable(f"{where} declares {_mb(declared)}, over the limit.")
+        raise NotGradable(f"{where} declares {units.size(declared)}, over the limit.")
     stored = dset.id.get_storage_size()
     if declared > RATIO_FLOOR_BYTES and declared > settings.max_compression_ratio * max(stored, 1):
-        raise NotGradable(f"{where} declares {_mb(declared)} but stores only {stored} bytes.")
+        raise NotGradable(
+            f"{where} declares {units.size(declared)} but stores only {stored} bytes."
+        )
     return declared
 
 

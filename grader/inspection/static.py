@@ -47,7 +47,13 @@ class Inspection:
         """The inverse of :meth:`to_json` (trusted data: written by :meth:`to_json`)."""
         arch = dict(data["architecture"])
         layers = [
-            Layer(**{**layer, "output_shape": _shape(layer["output_shape"])})
+            Layer(
+                **{
+                    **layer,
+                    "output_shape": _shape(layer["output_shape"]),
+                    "input_shape": _shape(layer.get("input_shape")),
+                }
+            )
             for layer in arch.pop("layers")
         ]
         architecture = Architecture(
@@ -118,7 +124,14 @@ def _plain(arch: Architecture) -> dict[str, Any]:
 
 def _architecture(data: dict[str, Any]) -> Architecture:
     layers = [
-        Layer(**{**layer, "output_shape": tuple(layer["output_shape"])}) for layer in data["layers"]
+        Layer(
+            **{
+                **layer,
+                "output_shape": tuple(layer["output_shape"]),
+                "input_shape": _shape(layer["input_shape"]),
+            }
+        )
+        for layer in data["layers"]
     ]
     return Architecture(
         model_type=data["model_type"],

@@ -309,6 +309,8 @@ def launcher_args(
     landlock: bool,
     write_dirs: list[str],
     loader: str = "keras",
+    probes: tuple[str, ...] = (),
+    probe_images: int = 0,
 ) -> list[str]:
     """Arguments for ``launcher.py`` (identical in the sandbox and in trusted mode)."""
     args = [
@@ -327,6 +329,8 @@ def launcher_args(
         args += ["--images", images]
     if loader != "keras":
         args += ["--loader", loader]
+    if probes and probe_images > 0:
+        args += ["--probes", ",".join(probes), "--probe-images", str(int(probe_images))]
     if gpu is not None:
         args += ["--gpu", str(int(gpu))]
     # Landlock broke CUDA in the measurements, so a GPU run never enables it.

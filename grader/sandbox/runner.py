@@ -167,10 +167,14 @@ def evaluate_model(
     gpu: int | None = None,
     batch_size: int = 500,
     loader: str = "keras",
+    probes: tuple[str, ...] = (),
+    probe_images: int = 0,
 ) -> EvaluationResult:
     """Load ``model_path`` in the sandbox, describe it and predict ``images`` (uint8 NHWC).
 
     ``loader`` is "keras" (Keras 3) or "tf_keras" (files written by Keras 2).
+    ``probes`` also predicts the first ``probe_images`` images under each named
+    variant (see the launcher's ``probe_input``); they come back unscored.
     Raises only NotGradable (the file's fault, plain words) or SandboxUnavailable.
     """
     if not trust:
@@ -211,6 +215,7 @@ def evaluate_model(
                     images=str(root / IMAGES_NAME) if images is not None else None,
                     out_dir=str(out_dir), scale=scale, offset=offset, batch_size=batch_size,
                     gpu=gpu, landlock=True, write_dirs=write_dirs, loader=loader,
+                    probes=probes, probe_images=probe_images,
                 ),
             ]  # fmt: skip
 

@@ -37,6 +37,8 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_bytes: int | None = None
     device: str = "cpu"
+    # Outputs for probe variants of the first images, by probe name (never scored here).
+    probes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def read_capped(path: Path, limit: int = STREAM_MAX_BYTES) -> str:
@@ -215,8 +217,14 @@ def collect(
     rss = data.get("peak_rss_bytes")
 
     predictions = None
+    probes: dict[str, np.ndarray] = {}
     if n_images is not None:
         predictions = _load_predictions(out / "predictions.npy", n_images, limits)
+        probes = _load_probes(out / "probes.npy", data.get("probes"), predictions, limits)
+    for key in ("probes",):
+        v = raw_t.get(key)
+        if isinstance(v, int | float) and math.isfinite(v):
+            timings[key] = float(v)
     return EvaluationResult(
         layers=clean_layers,
         total_params=int(total),
@@ -226,6 +234,7 @@ def collect(
         timings=timings,
         peak_rss_bytes=int(rss) if _is_count(rss) else None,
         device="cpu" if gpu is None else f"gpu:{gpu}",
+        probes=probes,
     )
 
 
@@ -284,3 +293,37 @@ def _load_predictions(path: Path, n_images: int, limits: SandboxLimits) -> np.nd
     if not np.isfinite(arr).all():
         raise NotGradable("The model's predictions contain NaN or infinite values.")
     return arr
+
+
+MAX_PROBES = 16
+
+
+def _load_probes(
+    path: Path, names: object, predictions: np.ndarray, limits: SandboxLimits
+) -> dict[str, np.ndarray]:
+    """The probe outputs, or none at all: they are evidence for feedback, never the grade,
+    so anything malformed (wrong shape, too large, non-finite) is dropped, not refused."""
+    if not isinstance(names, list) or not names or len(names) > MAX_PROBES:
+        return {}
+    if not all(isinstance(n, str) and len(n) <= 32 for n in names) or len(set(names)) < len(names):
+        return {}
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > limits.max_file_bytes:
+            return {}
+        with open(path, "rb") as fh:
+            arr = np.load(fh, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return {}
+    if (
+        not isinstance(arr, np.ndarray)
+        or arr.dtype.kind not in "fiu"
+        or arr.ndim != 3
+        or arr.shape[0] != len(names)
+        or not 0 < arr.shape[1] <= predictions.shape[0]
+        or arr.shape[2] != predictions.shape[1]
+    ):
+        return {}
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        return {}
+    return {name: arr[i] for i, name in enumerate(names)}

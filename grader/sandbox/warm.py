@@ -474,12 +474,14 @@ class WarmEvaluator:
         gpu: int | None = None,
         batch_size: int = 500,
         loader: str = "keras",
+        probes: tuple[str, ...] = (),
+        probe_images: int = 0,
     ) -> EvaluationResult:
         """Same contract as :func:`grader.sandbox.evaluate_model`, on the warm path
         (the zygote holds Keras 3: a Keras 2 file takes a cold sandbox)."""
         cold = dict(
             scale=scale, offset=offset, limits=limits, trust=trust, gpu=gpu, batch_size=batch_size,
-            loader=loader,
+            loader=loader, probes=probes, probe_images=probe_images,
         )  # fmt: skip
         if trust or gpu is not None or self._warm_refused or loader != "keras":
             self.stats["cold_jobs"] += 1
@@ -493,6 +495,8 @@ class WarmEvaluator:
             "scale": float(scale),
             "offset": float(offset),
             "batch_size": int(batch_size),
+            "probes": ",".join(probes),
+            "probe_images": int(probe_images),
             "memory_bytes": limits.memory_bytes,
             "cpu_seconds": limits.cpu_seconds,
             "max_file_bytes": limits.max_file_bytes,

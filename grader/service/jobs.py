@@ -155,6 +155,9 @@ def _evaluated(
             model=model_info(inspection.architecture, inspection.format),
             timings=exc.evaluation.timings,
         )  # fmt: skip
+    except NotGradable as exc:  # the sandbox refused it (time, memory, a crash while loading)
+        model = model_info(inspection.architecture, inspection.format)
+        return refusal_report(spec, exc.reason, file_sha256=sha, model=model)
     return build_report(spec, inspection, evaluation, file_sha256=sha)
 
 

@@ -217,6 +217,19 @@ class Submission(Base):
             return None
         return round(raw * (1.0 - self.penalty), 2)
 
+    @property
+    def integrity(self) -> dict[str, Any] | None:
+        """The generalisation probe's verdict, when it flagged this submission."""
+        if self.result is None or self.state not in SCORED_STATES:
+            return None
+        verdict = (self.result.report or {}).get("integrity")
+        return verdict if verdict and verdict.get("flagged") else None
+
+    @property
+    def diagnosis_codes(self) -> list[str]:
+        report = self.result.report if self.result is not None else None
+        return [d.get("code", "") for d in (report or {}).get("diagnosis") or []]
+
     def add_log(self, line: str) -> None:
         stamp = utcnow().isoformat(timespec="seconds")
         self.log = (self.log or "") + f"{stamp} {line}\n"

@@ -69,6 +69,7 @@ class Standing:
     latest_submission: Submission | None
     late: bool
     max_score: float | None
+    flagged: int = 0  # submissions the generalisation probe flagged (instructors only)
 
 
 def standing(user: User, assignment: Assignment, spec: AssignmentSpec | None = None) -> Standing:
@@ -99,4 +100,5 @@ def standing_from(subs: list[Submission], spec: AssignmentSpec) -> Standing:
         latest_submission=subs[0] if subs else None,
         late=bool(counted_sub and counted_sub.late_days > 0),
         max_score=max_score,
+        flagged=sum(1 for s in scored if s.integrity is not None),
     )

@@ -35,6 +35,14 @@ class TooLarge(StorageError):
     pass
 
 
+class Empty(StorageError):
+    """A 0-byte upload: never stored."""
+
+
+class Unavailable(StorageError):
+    """The store cannot be written (a full disk, a read-only or missing folder)."""
+
+
 def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -50,11 +58,15 @@ def _check_sha(sha256: str) -> str:
 
 
 def _spool(data: bytes | BinaryIO, directory: Path, max_bytes: int | None) -> tuple[str, int, str]:
-    """Write ``data`` to a temporary file in ``directory``; return (sha256, size, temp name)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to a temporary file in ``directory``; return (sha256, size, temp name).
+    Nothing is left behind when it is empty, too large or cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    except OSError as exc:
+        raise Unavailable(f"the file store cannot be written ({exc.strerror})") from exc
     digest = hashlib.sha256()
     size = 0
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".upload-")
     try:
         with os.fdopen(fd, "wb") as out:
             if isinstance(data, bytes | bytearray):
@@ -67,9 +79,13 @@ def _spool(data: bytes | BinaryIO, directory: Path, max_bytes: int | None) -> tu
                     raise TooLarge(f"larger than {max_bytes} bytes")
                 digest.update(chunk)
                 out.write(chunk)
-    except BaseException:
+        if size == 0:
+            raise Empty("the file is empty")
+    except BaseException as exc:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise Unavailable(f"the file store cannot be written ({exc.strerror})") from exc
         raise
     return digest.hexdigest(), size, tmp_name
 
@@ -96,10 +112,18 @@ class Storage:
                 os.chmod(tmp_name, 0o440)
                 os.replace(tmp_name, final)
             return sha, size
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
+            if isinstance(exc, OSError):
+                raise Unavailable(f"the file store cannot be written ({exc.strerror})") from exc
             raise
+
+    def delete(self, sha256: str) -> None:
+        """Remove a stored file (an upload whose row could not be made)."""
+        path = self.path(sha256)
+        if path.is_file():
+            path.unlink()
 
     def exists(self, sha256: str) -> bool:
         try:
@@ -192,10 +216,14 @@ class S3Storage:
         except TooLarge:
             raise
         except Exception as exc:
-            raise StorageError(f"object store unavailable: {type(exc).__name__}") from exc
+            raise Unavailable(f"object store unavailable: {type(exc).__name__}") from exc
         finally:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
+
+    def delete(self, sha256: str) -> None:
+        """Remove a stored object (an upload whose row could not be made)."""
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(sha256))
 
     def exists(self, sha256: str) -> bool:
         from botocore.exceptions import ClientError

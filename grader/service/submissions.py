@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from grader import units
 from grader.formats import EXTENSIONS, has_model_suffix, sniff_head
 from grader.service.context import current
 from grader.service.db import db
@@ -23,7 +24,7 @@ from grader.service.models import (
 )
 from grader.service.policy import attempts_left_today, late_penalty
 from grader.service.specs import current_spec, spec_of
-from grader.service.storage import TooLarge
+from grader.service.storage import Empty, StorageError, TooLarge
 
 
 class SubmissionRefused(Exception):
@@ -36,12 +37,23 @@ class SubmissionRefused(Exception):
 
 
 def check_filename(filename: str) -> str:
-    name = (filename or "").strip()
+    """The browser's name, for display only: control characters (NUL included, which
+    PostgreSQL cannot store) are dropped, and only model files are accepted."""
+    name = "".join(ch for ch in (filename or "") if ch.isprintable()).strip()
     if not name:
         raise SubmissionRefused("Choose a model file to upload.")
     if not has_model_suffix(name):
         raise SubmissionRefused(f"Only {', '.join(EXTENSIONS)} model files are accepted.")
     return name[-255:]
+
+
+def _refuse_over_cap(user: User, assignment: Assignment) -> None:
+    left = attempts_left_today(user, assignment)
+    if left is not None and left <= 0:
+        limit = current_spec(assignment).policy.submissions_per_day
+        raise SubmissionRefused(
+            f"You have used all {limit} submissions for today; try again tomorrow (UTC).", 429
+        )
 
 
 def submit_for_grading(submission_id: int) -> None:
@@ -58,34 +70,58 @@ def create_submission(
     name = check_filename(filename)
     if assignment.current_version is None or not assignment.visible:
         raise SubmissionRefused("This assignment is not open.", 404)
-    spec = current_spec(assignment)
-    left = attempts_left_today(user, assignment)
-    if left is not None and left <= 0:
-        raise SubmissionRefused(
-            f"You have used all {spec.policy.submissions_per_day} submissions for today; "
-            "try again tomorrow (UTC).",
-            429,
-        )
+    _refuse_over_cap(user, assignment)  # early, before the upload is stored
     service = current()
     limit = service.settings.max_upload_bytes
     try:
         sha, size = service.storage().put(stream, max_bytes=limit)
     except TooLarge:
         raise SubmissionRefused(
-            f"The file is larger than the {limit // (1024 * 1024)} MB limit.", 413
+            f"The file is larger than the {units.size(limit)} limit.", 413
         ) from None
-    if size == 0:
-        raise SubmissionRefused("The file is empty.")
+    except Empty:
+        raise SubmissionRefused("The file is empty.") from None
+    except StorageError:
+        raise SubmissionRefused(
+            "Your file could not be stored right now; nothing was recorded. "
+            "Please try again in a few minutes.",
+            503,
+        ) from None
     fmt = sniff_head(service.storage().head(sha, 8))
-    sub = record_upload(user, assignment, sha, size, name, fmt)
+    try:
+        sub = record_upload(user, assignment, sha, size, name, fmt)
+    except BaseException:
+        _forget_unreferenced(sha)
+        raise
     submit_for_grading(sub.id)
     return sub
+
+
+def _forget_unreferenced(sha: str) -> None:
+    """An upload whose row was not made leaves no file behind (unless another row has it)."""
+    try:
+        db.session.rollback()
+        if db.session.scalar(select(Submission.id).where(Submission.file_sha256 == sha).limit(1)):
+            return
+        current().storage().delete(sha)
+    except Exception:  # the database or store is down: an orphan blob is harmless, if untidy
+        pass
 
 
 def record_upload(
     user: User, assignment: Assignment, sha: str, size: int, name: str, fmt: str
 ) -> Submission:
-    """The queued submission row for a stored file, with the late penalty of this moment."""
+    """The queued submission row for a stored file, with the late penalty of this moment.
+
+    The daily cap is checked again here, after taking the student's row lock (a no-op
+    UPDATE: a row lock on PostgreSQL, the write lock on SQLite), so parallel uploads
+    are counted one after the other and never exceed it."""
+    db.session.execute(update(User).where(User.id == user.id).values(active=User.active))
+    try:
+        _refuse_over_cap(user, assignment)
+    except SubmissionRefused:
+        db.session.rollback()
+        raise
     now = utcnow()
     days, penalty = late_penalty(current_spec(assignment), now)
     sub = Submission(

@@ -57,3 +57,12 @@ def visible_assignment(assignment_id: str) -> Assignment:
     if not assignment.visible and not current_user.is_instructor:
         abort(404)
     return assignment
+
+
+def visible_report(report: dict[str, Any], instructor: bool) -> dict[str, Any]:
+    """A report as its viewer may see it: a student sees the generalisation probe's flag
+    only when it changed their grade (the spec's ``integrity.action: zero``)."""
+    verdict = report.get("integrity")
+    if instructor or not verdict or verdict.get("action") == "zero":
+        return report
+    return {**report, "integrity": None}

@@ -23,7 +23,7 @@ from grader.service.models import (
 from grader.service.policy import attempts_left_today, standing
 from grader.service.specs import current_spec
 from grader.service.submissions import SubmissionRefused, create_submission
-from grader.web.access import MAX_ID, get_assignment
+from grader.web.access import MAX_ID, get_assignment, visible_report
 from grader.web.openapi import OPENAPI
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -198,4 +198,4 @@ def report(submission_id: str) -> Response:
     sub = _own_submission(submission_id)
     if sub.result is None or sub.state not in TERMINAL_STATES:
         return _error(404, "Not graded yet.")
-    return jsonify(sub.result.report)
+    return jsonify(visible_report(sub.result.report, _user().is_instructor))

@@ -20,6 +20,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
+from grader import units
 from grader.service.context import Service, default_instance_dir, register_resolver
 from grader.service.database import database_url
 from grader.service.db import db
@@ -193,7 +194,7 @@ def _register_template_helpers(app: Flask) -> None:
         return {
             "accepted_extensions": ACCEPTED_EXTENSIONS,
             "max_upload_bytes": max_bytes,
-            "max_upload_mb": max_bytes // (1024 * 1024),
+            "max_upload_mb": units.size(max_bytes),
         }
 
 
@@ -206,7 +207,11 @@ def _register_error_handlers(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
         if _wants_json():
-            response = jsonify(error=exc.name, message=exc.description, status=code)
+            message = exc.description
+            if code == 413:  # Werkzeug's own words do not state the limit
+                limit = current_app.config["GRADER_SETTINGS"].max_upload_bytes
+                message = f"The file is larger than the {units.size(limit)} limit."
+            response = jsonify(error=exc.name, message=message, status=code)
         else:
             response = make_response(render_template("error.html", code=code, error=exc))
         response.status_code = code

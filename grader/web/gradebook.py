@@ -16,7 +16,7 @@ from grader.service.models import Assignment, Submission, User, audit
 from grader.service.policy import Standing, standing_from
 from grader.service.specs import current_spec
 
-SORT_KEYS = ("student", "best", "latest", "counted", "attempts", "late", "status")
+SORT_KEYS = ("student", "best", "latest", "counted", "attempts", "late", "flagged", "status")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Row:
             "counted": self.standing.counted,
             "attempts": self.standing.attempts,
             "late": self.standing.late,
+            "flagged": self.standing.flagged,
             "status": self.status,
         }[column]
         return (value is None, value if value is not None else 0)
@@ -75,12 +76,12 @@ def gradebook(
 
 def gradebook_csv(assignment: Assignment) -> str:
     header = ["username", "name", "counted", "best", "latest", "max_score", "attempts", "late",
-              "status"]  # fmt: skip
+              "integrity_flags", "status"]  # fmt: skip
 
     def cells(row: Row) -> list[Any]:
         s = row.standing
         return [row.user.username, row.user.name, s.counted, s.best, s.latest, s.max_score,
-                s.attempts, "yes" if s.late else "no", row.status]  # fmt: skip
+                s.attempts, "yes" if s.late else "no", s.flagged, row.status]  # fmt: skip
 
     return csv_text(header, (cells(row) for row in gradebook(assignment)))
 

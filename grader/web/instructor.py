@@ -82,6 +82,11 @@ def dashboard(assignment_id: str) -> str:
                 per_class_n += 1
                 for cls, acc in metrics["per_class_accuracy"].items():
                     per_class_sum[cls] = per_class_sum.get(cls, 0.0) + acc
+    diagnoses: dict[str, int] = {}  # students whose latest graded upload got each code
+    for row in submitted:
+        sub = row.standing.latest_submission
+        for code in set(sub.diagnosis_codes if sub is not None else []):
+            diagnoses[code] = diagnoses.get(code, 0) + 1
     hardest = sorted(
         ((cls, total / per_class_n) for cls, total in per_class_sum.items()),
         key=lambda item: item[1],
@@ -98,6 +103,8 @@ def dashboard(assignment_id: str) -> str:
         students=len(rows),
         pass_rate=(passed / len(submitted)) if submitted else None,
         hardest=hardest[:5],
+        flagged=sum(1 for r in rows if r.standing.flagged),
+        diagnoses=sorted(diagnoses.items(), key=lambda kv: -kv[1]),
         queue=queue_counts(),
         chart_data=chart_data,
         recent=db.session.scalars(

@@ -23,7 +23,7 @@ from grader.service.policy import attempts_left_today, standing
 from grader.service.specs import current_spec
 from grader.service.submissions import SubmissionRefused, create_submission
 from grader.web import charts
-from grader.web.access import visible_assignment, visible_submission
+from grader.web.access import visible_assignment, visible_report, visible_submission
 from grader.web.forms import ConfirmForm, EmptyForm, OverrideForm, UploadForm
 
 bp = Blueprint("student", __name__)
@@ -110,7 +110,7 @@ def history() -> str:
 @login_required
 def submission(submission_id: int) -> str:
     sub = visible_submission(submission_id)
-    report = sub.result.report if sub.result else None
+    report = visible_report(sub.result.report, current_user.is_instructor) if sub.result else None
     metrics = (report or {}).get("metrics") if sub.state not in ("queued",) else None
     audit_entries = []
     if current_user.is_instructor:

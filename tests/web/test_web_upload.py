@@ -82,7 +82,7 @@ def test_oversized_upload_gets_a_friendly_413(app_config: dict[str, Any], app: F
     response = upload(client, b"PK\x03\x04" + b"x" * 200_000)
     assert response.status_code == 413
     page = response.get_data(as_text=True)
-    assert "too large" in page and "Traceback" not in page
+    assert "too large" in page and "Traceback" not in page and "at most <strong>1,000 bytes" in page
     # Under MAX_CONTENT_LENGTH (it allows multipart framing) but over the file limit.
     response = upload(client, b"PK\x03\x04" + b"x" * 5000)
     assert response.status_code == 413 and b"too large" in response.data
@@ -99,12 +99,13 @@ def test_oversized_upload_gets_a_friendly_413(app_config: dict[str, Any], app: F
         content_type="multipart/form-data",
     )
     assert response.status_code == 413 and response.get_json()["status"] == 413
+    assert response.get_json()["message"] == "The file is larger than the 1,000 bytes limit."
 
 
 def test_upload_form_shows_formats_and_limit(client: FlaskClient) -> None:
     login(client, "alice")
     page = client.get(f"/assignments/{A}").get_data(as_text=True)
-    assert ".keras or .h5" in page and "200 MB" in page and 'data-max-bytes="209715200"' in page
+    assert ".keras or .h5" in page and "200.0 MB" in page and 'data-max-bytes="209715200"' in page
 
 
 def test_attempt_limit_and_free_attempts(app: Flask, client: FlaskClient) -> None:

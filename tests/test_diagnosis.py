@@ -1,0 +1,173 @@
+"""Diagnosis and the generalisation probe on real trained models: the shipped
+CIFAR-10 fixture, and variants built from it here, each graded through a real
+sandbox on the first 1,000 real CIFAR-10 test images (the probes use the first 300).
+
+Each variant must get its own diagnosis code with the probe numbers as evidence;
+the honest fixture must get none, and must not be flagged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from testutil import real_cifar10, shipped_spec
+
+from grader import data
+from grader.pipeline import grade_file
+from grader.report import Report
+
+Subset = data.TestSet
+FIXTURE = Path(__file__).parent / "fixtures" / "day097_cifar10.keras"
+N = 1000
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory: pytest.TempPathFactory) -> data.TestSet:
+    source = real_cifar10()
+    if source is None:
+        pytest.skip("real CIFAR-10 not found (set GRADER_CIFAR10 or add ../shared/data/cifar10)")
+    full = data.find_test_set(source, None)
+    path = tmp_path_factory.mktemp("cifar") / "first1000.npy"
+    np.save(path, np.ascontiguousarray(full.images()[:N]))
+    return data.TestSet(images_path=path, labels=full.labels[:N], source="first 1,000 test images")
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory, subset: data.TestSet) -> dict[str, Path]:
+    """The fixture, and what students commonly upload instead of it."""
+    import keras
+
+    out = tmp_path_factory.mktemp("variants")
+    trained = keras.saving.load_model(FIXTURE, compile=False)
+    files = {"honest": FIXTURE}
+
+    # Trained on x / 255 but given its own Rescaling(1/255) too: rescaled twice.
+    rescaled = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255, name="rescale_pixels"), trained]
+    )
+    files["rescaling"] = out / "rescaling.keras"
+    rescaled.save(files["rescaling"])
+
+    # The same network trained on BGR images: its first kernel reads the channels reversed.
+    bgr = keras.models.clone_model(trained)
+    bgr.set_weights(trained.get_weights())
+    first = next(layer for layer in bgr.layers if layer.get_weights())
+    kernel, *rest = first.get_weights()
+    first.set_weights([kernel[:, :, ::-1, :], *rest])
+    files["bgr"] = out / "bgr.keras"
+    bgr.save(files["bgr"])
+
+    # Saved before training: the same architecture, fresh weights.
+    fresh = keras.models.clone_model(trained)
+    files["untrained"] = out / "untrained.keras"
+    fresh.save(files["untrained"])
+
+    # A last layer that outputs a constant: 'ship' whatever the image.
+    constant = keras.models.clone_model(trained)
+    constant.set_weights(trained.get_weights())
+    last = constant.layers[-1]
+    kernel, bias = last.get_weights()
+    last.set_weights([np.zeros_like(kernel), np.eye(10, dtype=bias.dtype)[8] * 5])
+    files["constant"] = out / "constant.keras"
+    constant.save(files["constant"])
+
+    # Memorised: a nearest-neighbour lookup of the first 300 test images in Dense weights.
+    images = subset.images()[:300].reshape(300, -1).astype(np.float32) / 255
+    labels = subset.labels[:300].astype(np.int64)
+    memo = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(300, activation="softmax", name="lookup"),
+            keras.layers.Dense(10, use_bias=False, name="labels"),
+        ]
+    )
+    memo.get_layer("lookup").set_weights([images.T * 4, -2 * (images**2).sum(axis=1)])
+    memo.get_layer("labels").set_weights([np.eye(10, dtype=np.float32)[labels]])
+    files["memorised"] = out / "memorised.keras"
+    memo.save(files["memorised"])
+    return files
+
+
+def _grade(path: Path, subset: data.TestSet, **spec_changes: object) -> Report:
+    spec = shipped_spec("day097-cifar10")
+    if spec_changes:
+        spec = spec.model_copy(update=spec_changes)
+    return grade_file(path, spec, test_set=subset)
+
+
+def _codes(report: Report) -> list[str]:
+    return [d.code for d in report.diagnosis]
+
+
+def test_honest_model_gets_no_diagnosis_and_no_flag(variants: dict, subset: Subset) -> None:
+    report = _grade(variants["honest"], subset)
+    assert report.status == "passed", report.reason
+    assert report.diagnosis == []
+    assert report.integrity is not None and not report.integrity.flagged
+    assert report.probes is not None and report.probes.images == 300
+    assert set(report.probes.variants) == {
+        "raw",
+        "symmetric",
+        "standardized",
+        "bgr",
+        "flip",
+        "shift",
+    }
+
+
+def test_own_rescaling_layer_is_named_as_the_cause(variants: dict, subset: Subset) -> None:
+    report = _grade(variants["rescaling"], subset)
+    assert report.status == "failed"
+    found = {d.code: d for d in report.diagnosis}
+    assert "input_convention" in found, report.diagnosis
+    evidence = found["input_convention"].evidence
+    assert evidence["best_convention"] == "raw"
+    assert evidence["best_accuracy"] >= evidence["assignment_accuracy"] + 0.4
+    assert evidence["input_layers"] == ["rescale_pixels"]
+    assert "'rescale_pixels' (Rescaling)" in found["input_convention"].message
+    assert report.metrics is not None and report.score < report.max_score  # probes never count
+
+
+def test_bgr_trained_model_is_told_so(variants: dict, subset: Subset) -> None:
+    report = _grade(variants["bgr"], subset)
+    found = {d.code: d for d in report.diagnosis}
+    if report.status == "passed":  # colour order barely matters to this network: nothing to say
+        assert "input_convention" not in found
+        return
+    assert found["input_convention"].evidence["best_convention"] == "bgr", report.diagnosis
+
+
+def test_untrained_copy_is_called_untrained_or_collapsed(variants: dict, subset: Subset) -> None:
+    report = _grade(variants["untrained"], subset)
+    assert report.status == "failed"
+    codes = _codes(report)
+    assert codes and codes[0] in {"untrained", "constant_predictions", "collapsed_predictions"}
+    assert "input_convention" not in codes
+
+
+def test_constant_output_is_named_with_its_class(variants: dict, subset: Subset) -> None:
+    report = _grade(variants["constant"], subset)
+    found = {d.code: d for d in report.diagnosis}
+    assert found["constant_predictions"].evidence == {"class": "ship", "share": 1.0, "images": N}
+    assert (
+        "predicts 'ship' for 100.0 % of the 1,000 test images"
+        in found["constant_predictions"].message
+    )
+
+
+@pytest.mark.parametrize("action", ["flag", "zero"])
+def test_memorised_test_images_are_flagged(variants: dict, subset: Subset, action: str) -> None:
+    from grader.spec import Integrity
+
+    report = _grade(variants["memorised"], subset, integrity=Integrity(action=action))
+    verdict = report.integrity
+    assert verdict is not None and verdict.flagged, verdict
+    assert verdict.accuracy == 1.0 and verdict.drop > 0.5
+    assert "memorised" in verdict.message
+    if action == "zero":
+        assert report.score == 0 and report.status == "failed"
+    else:
+        assert report.score > 0
