@@ -67,7 +67,9 @@ def diagnose(
 
 def _collapse(metrics: Metrics) -> list[Diagnosis]:
     counts = [sum(col) for col in zip(*metrics.confusion_matrix, strict=True)]
-    total = sum(counts) or 1
+    total = sum(counts)
+    if not total:
+        return []
     ranked = sorted(range(len(counts)), key=lambda i: -counts[i])
     top = counts[ranked[0]] / total
     name = CIFAR10_CLASSES[ranked[0]]

@@ -115,7 +115,12 @@ class Settings(BaseSettings):
         3600, description="Seconds before Redis re-delivers an unacknowledged job."
     )
     watchdog_interval: float = Field(
-        30.0, description="Seconds between watchdog sweeps in each worker (0: no watchdog)."
+        10.0, description="Seconds between watchdog sweeps in each worker (0: no watchdog)."
+    )
+    heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between a running job's heartbeats; silent for 3 beats, it is lost.",
     )
     watchdog_grace: float = Field(
         120.0, description="Seconds past a job's time limit before the watchdog counts it lost."

@@ -23,7 +23,14 @@ def assignments_dir(value: Path | None) -> Path:
 
 
 def web_app(config: dict[str, Any] | None = None) -> Any:
-    """The web app (database, storage, executor) configured from the environment."""
+    """The web app (database, storage, executor) configured from the environment; on a
+    fresh install its database is created first, so no command meets a missing table."""
+    from sqlalchemy import inspect
+
+    from grader.service.migrate import upgrade
     from grader.web import create_app
 
-    return create_app(config)
+    app = create_app(config)
+    if not inspect(app.extensions["grader"].engine).has_table("users"):
+        upgrade(app)
+    return app

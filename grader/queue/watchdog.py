@@ -4,11 +4,13 @@ Runs as a timer thread inside every worker (no celery beat: nothing extra to run
 and N watchdogs are as safe as one because every fix is a compare-and-set on the
 submission row). Each sweep:
 
-1. **Stuck jobs.** A submission inspecting or evaluating for longer than its time
-   limit (the assignment's evaluation ``time_limit_seconds``, or the sandbox wall
-   limit, plus ``GRADER_WATCHDOG_GRACE`` seconds) lost its worker: it is requeued
-   where it stopped, or after ``GRADER_MAX_TRIES`` tries set to ``error``
-   ("infrastructure error", which uses no student attempt).
+1. **Lost and stuck jobs.** A running job beats every ``GRADER_HEARTBEAT_SECONDS``
+   from a thread of its own; one silent for three beats lost its process (a kill -9,
+   an out-of-memory kill) and is taken back within seconds. As a last resort, one
+   running for longer than its time limit (the assignment's ``time_limit_seconds``,
+   or the sandbox wall limit, plus ``GRADER_WATCHDOG_GRACE``) is taken back too.
+   Either is requeued where it stopped, or after ``GRADER_MAX_TRIES`` tries set to
+   ``error`` ("infrastructure error", which uses no student attempt).
 2. **Lost messages.** Submissions queued in the database but missing from the
    broker (the broker lost them, or was down when they were sent) are sent again
    once the shortfall has lasted two sweeps. A duplicate is harmless: one claim wins.
@@ -38,6 +40,10 @@ from grader.service.specs import spec_of
 from grader.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+
+#: Heartbeats a running job may miss before its process counts as gone.
+SILENT_BEATS = 3
 
 
 def time_limit(sub: Submission, wall_default: int, grace: float) -> float:
@@ -78,21 +84,26 @@ class Watchdog:
     _thread: threading.Thread | None = None
 
     def sweep(self) -> dict[str, int]:
-        """Requeue or fail stuck jobs, resend lost messages (inside an app context)."""
-
+        """Requeue or fail jobs whose process is gone (silent heartbeat) or that ran past
+        their time limit, and resend lost messages (inside an active service)."""
         counts = {"requeued": 0, "error": 0, "resent": 0}
         now = utcnow()
-        wall = current().settings.sandbox_wall_seconds
+        settings = current().settings
+        silent = timedelta(seconds=SILENT_BEATS * settings.heartbeat_seconds)
         running = db.session.scalars(select(Submission).where(Submission.state.in_(RUNNING)))
         stuck = []
         for sub in running.all():
-            limit = time_limit(sub, wall, self.grace)
-            if sub.started_at is not None and sub.started_at < now - timedelta(seconds=limit):
-                stuck.append((sub.id, sub.job_id, sub.state, limit, sub.worker_host))
+            limit = time_limit(sub, settings.sandbox_wall_seconds, self.grace)
+            if sub.heartbeat_at is not None and sub.heartbeat_at < now - silent:
+                why = f"{sub.worker_host} stopped beating while {sub.state}"
+            elif sub.started_at is not None and sub.started_at < now - timedelta(seconds=limit):
+                why = f"no result from {sub.worker_host} within {limit:.0f} s while {sub.state}"
+            else:
+                continue
+            stuck.append((sub.id, sub.job_id, why))
         db.session.rollback()
-        for sid, token, state, limit, host in stuck:
-            reason = f"no result from {host} within {limit:.0f} s while {state}"
-            outcome, queue = lifecycle.release(sid, token, reason, current().settings.max_tries)
+        for sid, token, reason in stuck:
+            outcome, queue = lifecycle.release(sid, token, reason, settings.max_tries)
             if outcome in counts:
                 counts[outcome] += 1
             if queue is not None:

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from grader.errors import NotGradable
 from grader.inspection.static import Inspection
@@ -92,6 +96,51 @@ def _fetch(sub: Submission, tmp: str) -> Path:
     )
 
 
+@contextmanager
+def _heartbeat(submission_id: int, token: str) -> Iterator[None]:
+    """Beat while the job runs, from a thread of its own (with its own session), so the
+    watchdog can tell a slow job from one whose process died."""
+    service = current()
+    period = service.settings.heartbeat_seconds
+    stop = threading.Event()
+
+    def loop() -> None:
+        with service.activate():
+            while not stop.wait(period):
+                try:
+                    if not lifecycle.beat(submission_id, token):
+                        return  # the claim was taken away
+                except Exception:  # the database is down: the next beat may pass
+                    db.session.rollback()
+
+    thread = threading.Thread(target=loop, name=f"heartbeat-{submission_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=period + 5)
+
+
+#: Seconds between attempts to save a finished job while the database is unavailable.
+SAVE_BACKOFF = (1, 2, 4, 8, 16)
+
+
+def _save(write: Callable[[], bool]) -> bool:
+    """A finished evaluation is worth waiting for: a short database outage is retried
+    with backoff before the result is given up (and the job is retried later)."""
+    for delay in (*SAVE_BACKOFF, None):
+        try:
+            return write()
+        except (OperationalError, InterfaceError):
+            db.session.rollback()
+            if delay is None:
+                raise
+            log.warning("database unavailable while saving; retrying in %s s", delay)
+            time.sleep(delay)
+    return False
+
+
 def _release(submission_id: int, token: str | None, exc: BaseException, host: JobHost) -> str:
     db.session.rollback()
     reason = f"{type(exc).__name__}: {exc}"[:500]
@@ -113,6 +162,11 @@ def run_inspect(submission_id: int, host: JobHost) -> str:
     token = lifecycle.claim(submission_id, INSPECT, host.node)
     if token is None:
         return "skipped"
+    with _heartbeat(submission_id, token):
+        return _inspect(submission_id, token, host)
+
+
+def _inspect(submission_id: int, token: str, host: JobHost) -> str:
     try:
         spec, sub = _load(submission_id)
         with tempfile.TemporaryDirectory(prefix="inspect-") as tmp:
@@ -124,7 +178,8 @@ def run_inspect(submission_id: int, host: JobHost) -> str:
                 spent = round(time.perf_counter() - started, 4)
                 report = refusal_report(spec, exc.reason, file_sha256=sub.file_sha256,
                                         timings={"inspect": spent, "total": spent})  # fmt: skip
-                return report.status if lifecycle.finish(submission_id, token, report) else "lost"
+                saved = _save(lambda: lifecycle.finish(submission_id, token, report))
+                return report.status if saved else "lost"
         stored = {
             "inspection": inspection.to_json(),
             "seconds": round(time.perf_counter() - started, 4),
@@ -165,6 +220,11 @@ def run_evaluate(submission_id: int, host: JobHost) -> str:
     token = lifecycle.claim(submission_id, EVALUATE, host.node)
     if token is None:
         return "skipped"
+    with _heartbeat(submission_id, token):
+        return _evaluate(submission_id, token, host)
+
+
+def _evaluate(submission_id: int, token: str, host: JobHost) -> str:
     settings = current().settings
 
     def on_phase(phase: str) -> None:
@@ -213,7 +273,8 @@ def run_evaluate(submission_id: int, host: JobHost) -> str:
         timings.update(report.timings)
         timings["total"] = round(timings["inspect"] + time.perf_counter() - started, 4)
         report.timings = timings
-        return report.status if lifecycle.finish(submission_id, token, report) else "lost"
+        saved = _save(lambda: lifecycle.finish(submission_id, token, report))
+        return report.status if saved else "lost"
     except Superseded:
         return "lost"
     except Exception as exc:

@@ -73,6 +73,7 @@ def claim(submission_id: int, queue: str, node: str) -> str | None:
         "queue": queue,
         "job_id": token,
         "started_at": utcnow(),
+        "heartbeat_at": utcnow(),
         "worker_host": node[:200],
         "log": _log(f"{queue} started on {node}"),
     }
@@ -103,6 +104,11 @@ def mark(submission_id: int, token: str, line: str | None = None, **values: Any)
     if line:
         values["log"] = _log(line)
     return _cas(_mine(submission_id, token), values)
+
+
+def beat(submission_id: int, token: str) -> bool:
+    """A running job's sign of life; False once its claim was taken away."""
+    return _cas(_mine(submission_id, token), {"heartbeat_at": utcnow()})
 
 
 def handoff(submission_id: int, token: str, inspection: dict[str, Any] | None = None) -> bool:

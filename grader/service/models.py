@@ -168,6 +168,7 @@ class Submission(Base):
     loaded_at: Mapped[dt.datetime | None]
     evaluated_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+    heartbeat_at: Mapped[dt.datetime | None]  # a running job's last sign of life
     worker_host: Mapped[str | None] = mapped_column(String(200))
     job_id: Mapped[str | None] = mapped_column(String(100))
     # Executor tries (not a student's attempts): this grading round, and ever.

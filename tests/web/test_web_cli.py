@@ -124,3 +124,21 @@ def test_migrations_match_models(app: Flask, tmp_path: Path) -> None:
         assert compare_metadata(context, db.metadata) == []
         conn.exec_driver_sql("DROP TABLE alembic_version")
         conn.commit()
+
+
+def test_first_command_on_a_fresh_install_creates_the_database(tmp_path: Path) -> None:
+    """`grader create-user` before any `grader init-db` (as the README suggests) works."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["GRADER_INSTANCE_DIR"] = str(tmp_path / "instance")
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "create-user", "prof", "--role", "instructor",
+         "--password", "a long enough password"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Created instructor prof" in done.stdout and "Traceback" not in done.stderr
+    assert (tmp_path / "instance" / "grader.db").exists()
