@@ -84,6 +84,13 @@ def render_text(report: Report, model_name: str, title: str = "") -> str:
         for name, row in zip(names, metrics.confusion_matrix, strict=True):
             lines.append("  " + name.ljust(11) + "".join(str(v).rjust(6) for v in row))
 
+    if report.diagnosis:
+        lines += ["", "Why the accuracy is low"]
+        lines += [f"  - {d.message}" for d in report.diagnosis]
+    verdict = report.integrity
+    if verdict is not None and verdict.flagged and verdict.action == "zero":
+        lines += ["", f"Generalisation check: score set to 0. {verdict.message}"]
+
     if report.score_breakdown:
         lines += ["", "Score"]
         for part in report.score_breakdown:

@@ -171,3 +171,10 @@ def test_memorised_test_images_are_flagged(variants: dict, subset: Subset, actio
         assert report.score == 0 and report.status == "failed"
     else:
         assert report.score > 0
+
+
+def test_the_cli_text_says_why(variants: dict, subset: Subset) -> None:
+    from grader.render import render_text
+
+    text = render_text(_grade(variants["constant"], subset), "constant.keras")
+    assert "Why the accuracy is low" in text and "predicts 'ship'" in text
