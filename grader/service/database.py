@@ -3,7 +3,9 @@ normalisation and engine settings."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,8 @@ def make_engine(url: str) -> Engine:
         def _tune(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA busy_timeout = 30000")
-            cur.execute("PRAGMA journal_mode = WAL")
+            with contextlib.suppress(sqlite3.OperationalError):  # read-only: reads still work
+                cur.execute("PRAGMA journal_mode = WAL")
             cur.close()
 
     return engine

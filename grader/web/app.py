@@ -18,6 +18,8 @@ from flask import (
 )
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+from sqlalchemy import update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from grader import units
@@ -25,10 +27,14 @@ from grader.service.context import Service, default_instance_dir, register_resol
 from grader.service.database import database_url
 from grader.service.db import db
 from grader.service.executors import make_executor
+from grader.service.models import User
 from grader.settings import get_settings
 from grader.web.extensions import csrf, limiter, login_manager
 
 _markdown = MarkdownIt("js-default")  # raw HTML disabled: descriptions are rendered safely
+
+#: Seconds a client is asked to wait when the database is unavailable.
+RETRY_AFTER_SECONDS = 30
 
 # Multipart framing around the file; the file itself is capped exactly by storage.
 UPLOAD_SLACK = 64 * 1024
@@ -93,16 +99,38 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         __name__, instance_path=str(Path(instance_path).resolve()), instance_relative_config=True
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    _configure(app, config)
+    _init_service(app)
+    _init_extensions(app)
+    from grader.web import api, auth, instructor, student
+
+    for blueprint in (auth.bp, student.bp, instructor.bp, api.bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api.bp)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    _register_template_helpers(app)
+    _register_error_handlers(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def _configure(app: Flask, config: dict[str, Any]) -> None:
+    """Defaults from the settings and the environment, then ``config`` over them."""
     settings = config.get("GRADER_SETTINGS") or get_settings()
+    broker = config.get("CELERY_BROKER_URL") or os.environ.get("CELERY_BROKER_URL") or ""
     app.config.update(
         SECRET_KEY=config.get("SECRET_KEY") or _secret_key(app.instance_path),
         SQLALCHEMY_DATABASE_URI=database_url(app.instance_path),
         GRADER_SETTINGS=settings,
         GRADER_SUBMISSIONS_DIR=str(settings.submissions_dir or Path.cwd() / "submissions"),
-        MAX_CONTENT_LENGTH=settings.max_upload_bytes + UPLOAD_SLACK,
         GRADER_EXECUTOR="thread",
         GRADER_WORKERS=1,
         RATELIMIT_ENABLED=True,
+        # Shared by every web process when Redis is there; else counted per process.
+        RATELIMIT_STORAGE_URI=broker
+        if broker.startswith(("redis://", "rediss://"))
+        else "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,  # 429s say when to try again (Retry-After)
         LOGIN_RATE_LIMIT="10 per minute;50 per hour",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -110,61 +138,48 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(config)
     if "MAX_CONTENT_LENGTH" not in config:
-        app.config["MAX_CONTENT_LENGTH"] = app.config["GRADER_SETTINGS"].max_upload_bytes + (
-            UPLOAD_SLACK
-        )
+        limit = app.config["GRADER_SETTINGS"].max_upload_bytes
+        app.config["MAX_CONTENT_LENGTH"] = limit + UPLOAD_SLACK
 
-    _init_service(app)
+
+def _init_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
+    login_manager.user_loader(_load_user)
 
-    from grader.service.models import User
 
-    @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        try:
-            return db.session.get(User, int(user_id))
-        except ValueError:
-            return None
+def _load_user(user_id: str) -> User | None:
+    try:
+        return db.session.get(User, int(user_id))
+    except ValueError:
+        return None
 
-    from grader.web import api, auth, instructor, student
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(student.bp)
-    app.register_blueprint(instructor.bp)
-    app.register_blueprint(api.bp)
-    csrf.exempt(api.bp)
+def healthz() -> tuple[dict[str, str], int]:
+    """For load balancers and compose: 200 only when the database answers and takes
+    writes (a read-only SQLite file or a read-only replica is not healthy)."""
+    try:
+        with db.engine.connect() as connection:  # a write that touches no row, rolled back
+            connection.execute(update(User).where(User.id == -1).values(active=User.active))
+            connection.rollback()
+    except Exception:  # any database failure means "not healthy"
+        return {"status": "database unavailable"}, 503
+    return {"status": "ok"}, 200
 
-    @app.get("/healthz")
-    def healthz() -> tuple[dict[str, str], int]:
-        """For load balancers and compose: 200 only when the database answers."""
-        from sqlalchemy import text
 
-        try:
-            db.session.execute(text("SELECT 1"))
-        except Exception:  # any database failure means "not healthy"
-            return {"status": "database unavailable"}, 503
-        return {"status": "ok"}, 200
-
-    _register_template_helpers(app)
-    _register_error_handlers(app)
-
-    @app.after_request
-    def security_headers(response: Any) -> Any:
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
-
-    return app
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 def _register_template_helpers(app: Flask) -> None:
@@ -219,6 +234,21 @@ def _register_error_handlers(app: Flask) -> None:
         for key, value in exc.get_headers():
             if key.lower() != "content-type":
                 response.headers[key] = value
+        return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_down(exc: Exception) -> Any:
+        """The database is unreachable or read-only: a 503 that says when to come back."""
+        app.logger.warning("database unavailable: %s", str(exc).splitlines()[0][:200])
+        db.session.rollback()
+        message = "The database is unavailable right now; nothing was changed. Try again shortly."
+        if _wants_json():
+            response = jsonify(error="Service Unavailable", message=message, status=503)
+        else:
+            response = make_response(render_template("error.html", code=503, error=None))
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
     @app.errorhandler(Exception)

@@ -14,6 +14,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -30,6 +31,13 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
+def _address_and_username() -> str:
+    """Login attempts are counted per account and address: a flood of wrong passwords
+    for one account does not lock out the other students behind the same NAT."""
+    username = (request.form.get("username") or "").strip().lower()[:80]
+    return f"{get_remote_address()}|{username}"
+
+
 def _safe_next(target: str | None) -> str | None:
     """Only same-site relative paths: no open redirect."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
@@ -38,7 +46,7 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_login_limit, methods=["POST"], key_func=_address_and_username)
 def login() -> str | Response:
     if current_user.is_authenticated:
         return redirect(url_for("student.index"))

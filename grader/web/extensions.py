@@ -12,4 +12,6 @@ from flask_wtf.csrf import CSRFProtect
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])
+# Storage comes from RATELIMIT_STORAGE_URI (create_app: Redis when the broker is Redis,
+# so every gunicorn process shares the count), Retry-After from RATELIMIT_HEADERS_ENABLED.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -143,3 +143,17 @@ def test_secret_key_is_generated_and_kept(tmp_path: Path, monkeypatch: Any) -> N
     config = {"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": "sqlite://"}
     first = create_app(dict(config)).config["SECRET_KEY"]
     assert first == create_app(dict(config)).config["SECRET_KEY"] and len(first) >= 32
+
+
+def test_a_password_flood_on_one_account_locks_out_no_one_else(
+    app: Flask, app_config: dict[str, Any]
+) -> None:
+    limited = create_app(dict(app_config, RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="3 per minute"))
+    client = limited.test_client()
+    for _ in range(3):
+        client.post("/login", data={"username": "alice", "password": "x"})
+    refused = client.post("/login", data={"username": "alice", "password": "x"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    # Bob, behind the same address (a classroom's NAT), still logs in.
+    response = client.post("/login", data={"username": "bob", "password": PASSWORD})
+    assert response.status_code == 302
