@@ -8,6 +8,7 @@ from typing import BinaryIO
 from sqlalchemy import func, select, update
 
 from grader import units
+from grader.checks import max_score
 from grader.formats import EXTENSIONS, has_model_suffix, sniff_head
 from grader.service.context import current
 from grader.service.db import db
@@ -174,25 +175,44 @@ def regrade(subs: list[Submission], actor: User | None) -> int:
 
 
 def override(sub: Submission, score: float, reason: str, actor: User) -> None:
+    """An instructor's score, in the assignment's range (0 to its maximum), with a reason;
+    audited. Raises ValueError with the rule broken."""
     reason = reason.strip()
     if not reason:
         raise ValueError("A reason is required.")
+    maximum = _max_score(sub)
+    if not 0 <= score <= maximum:
+        raise ValueError(f"The score must be between 0 and {maximum:g}, the assignment's maximum.")
     before = sub.final_score
     sub.override_score = score
     sub.override_reason = reason
     sub.override_by_id = actor.id
     sub.override_at = utcnow()
-    audit(
-        actor,
-        "override",
-        submission_id=sub.id,
-        assignment_id=sub.assignment_id,
-        old=before,
-        new=score,
-        reason=reason,
-    )
+    audit(actor, "override", submission_id=sub.id, assignment_id=sub.assignment_id,
+          old=before, new=score, reason=reason)  # fmt: skip
     sub.add_log(f"score overridden to {score} by {actor.username}: {reason}")
     db.session.commit()
+
+
+def clear_override(sub: Submission, reason: str, actor: User) -> None:
+    """Back to the automatic score (after the late penalty), with a reason; audited."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("A reason is required.")
+    if sub.override_score is None:
+        raise ValueError("This submission has no override.")
+    before = sub.override_score
+    sub.override_score = sub.override_reason = sub.override_by_id = sub.override_at = None
+    audit(actor, "override_cleared", submission_id=sub.id, assignment_id=sub.assignment_id,
+          old=before, new=sub.final_score, reason=reason)  # fmt: skip
+    sub.add_log(f"override removed by {actor.username}: {reason}")
+    db.session.commit()
+
+
+def _max_score(sub: Submission) -> float:
+    if sub.result is not None and sub.result.max_score:
+        return float(sub.result.max_score)
+    return max_score(spec_of(sub.spec_version))
 
 
 def queue_counts() -> dict[str, int]:

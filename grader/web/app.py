@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -197,7 +198,11 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.template_filter("dt")
     def dt_filter(value: Any) -> str:
-        return value.strftime("%Y-%m-%d %H:%M UTC") if value else "–"
+        if not value:
+            return "–"
+        if value.tzinfo is not None:  # an aware instant (a spec deadline): shown in UTC
+            value = value.astimezone(dt.UTC)
+        return value.strftime("%Y-%m-%d %H:%M UTC")
 
     @app.template_filter("pct")
     def pct_filter(value: float | None) -> str:

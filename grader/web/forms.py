@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DecimalField, PasswordField, StringField, TextAreaField
-from wtforms.validators import DataRequired, EqualTo, Length, NumberRange
+from wtforms import (
+    BooleanField,
+    DecimalField,
+    PasswordField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 
 class LoginForm(FlaskForm):
@@ -33,8 +47,15 @@ class UploadForm(FlaskForm):
 
 
 class OverrideForm(FlaskForm):
-    score = DecimalField("New score", validators=[DataRequired(), NumberRange(min=0, max=10000)])
+    """Set a score (0 to the assignment's maximum, checked by the service) or remove one."""
+
+    score = DecimalField("New score", validators=[Optional(), NumberRange(min=0, max=10000)])
     reason = TextAreaField("Reason", validators=[DataRequired(), Length(min=3, max=2000)])
+    clear = SubmitField("Remove the override")
+
+    def validate_score(self, field: DecimalField) -> None:
+        if field.data is None and not self.clear.data:
+            raise ValidationError("Give the new score.")
 
 
 class ConfirmForm(FlaskForm):

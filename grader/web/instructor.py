@@ -21,7 +21,7 @@ from grader.errors import ConfigurationError
 from grader.service.db import db
 from grader.service.models import SCORED_STATES, Assignment, AuditLog, Submission, User
 from grader.service.specs import current_spec, import_spec
-from grader.service.submissions import override, queue_counts, regrade
+from grader.service.submissions import clear_override, override, queue_counts, regrade
 from grader.web import charts
 from grader.web.access import get_assignment, instructor_required, visible_submission
 from grader.web.forms import (
@@ -190,8 +190,15 @@ def override_score(submission_id: int) -> Response:
             for error in errors:
                 flash(f"Override not saved: {error}", "error")
         return redirect(url_for("student.submission", submission_id=sub.id))
-    override(sub, float(form.score.data), form.reason.data or "", current_user)  # type: ignore[arg-type]
-    flash("Score overridden.", "ok")
+    try:
+        if form.clear.data:
+            clear_override(sub, form.reason.data or "", current_user)  # type: ignore[arg-type]
+            flash("Override removed: the automatic score counts again.", "ok")
+        else:
+            override(sub, float(form.score.data or 0), form.reason.data or "", current_user)  # type: ignore[arg-type]
+            flash("Score overridden.", "ok")
+    except ValueError as exc:
+        flash(f"Override not saved: {exc}", "error")
     return redirect(url_for("student.submission", submission_id=sub.id))
 
 

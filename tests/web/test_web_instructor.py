@@ -149,3 +149,35 @@ def test_roster_import_gives_one_time_links(app: Flask, client: FlaskClient) -> 
         follow_redirects=True,
     )
     assert b"needs a &#39;username&#39; column" in response.data
+
+
+def test_override_stays_in_range_and_can_be_removed(app: Flask, client: FlaskClient) -> None:
+    sid = add_submission(app, "alice")  # 85 / 100 before any override
+    login(client, "prof")
+    url = f"/instructor/submissions/{sid}/override"
+    page = client.post(url, data={"score": "150", "reason": "bonus"}, follow_redirects=True)
+    assert "between 0 and 100" in page.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Submission, sid).override_score is None
+    client.post(url, data={"score": "100", "reason": "fixed by hand"})
+    client.post(url, data={"clear": "y", "reason": "the regrade was right after all"})
+    with app.app_context():
+        sub = db.session.get(Submission, sid)
+        assert sub.override_score is None and sub.final_score == 85.0
+        entry = db.session.query(AuditLog).filter_by(action="override_cleared").one()
+        assert entry.detail == {
+            "old": 100.0,
+            "new": 85.0,
+            "reason": "the regrade was right after all",
+        }
+
+
+def test_deadlines_are_shown_as_the_instant_they_enforce(app: Flask) -> None:
+    """A deadline written with +01:00 is displayed in UTC, labelled UTC."""
+    import datetime as dt
+
+    with app.test_request_context():
+        show = app.jinja_env.filters["dt"]
+        deadline = dt.datetime(2026, 12, 1, 9, 9, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+        assert show(deadline) == "2026-12-01 08:09 UTC"
+        assert show(dt.datetime(2026, 12, 1, 8, 9)) == "2026-12-01 08:09 UTC"  # stored naive UTC
