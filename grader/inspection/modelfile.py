@@ -21,7 +21,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,6 +30,7 @@ import numpy as np
 
 from grader import units
 from grader.errors import NotGradable, SandboxUnavailable
+from grader.fingerprint import fingerprint
 from grader.formats import H5_SUFFIXES, HDF5_MAGIC, KERAS_SUFFIXES, ZIP_MAGIC
 from grader.inspection.isolation import DAMAGED, run_isolated
 from grader.settings import Settings
@@ -90,6 +91,7 @@ class ModelFile:
     keras_version: str | None
     weight_shapes: dict[str, tuple[int, ...]]  # every HDF5 dataset path -> shape
     weight_bytes: int = 0  # what the HDF5 datasets declare, uncompressed
+    fingerprint: list[dict[str, Any]] = field(default_factory=list)  # see grader.fingerprint
 
 
 # Given the parsed configuration, the most weight bytes it can honestly need.
@@ -270,10 +272,12 @@ def _read_keras(fh: BinaryIO, settings: Settings, budget: WeightBudget | None) -
         def work() -> dict[str, Any]:
             with _open_h5(weights, what) as h5:
                 shapes, total = _inspect_hdf5(h5, settings, what)
-                return {"shapes": shapes, "bytes": total}
+                return {"shapes": shapes, "bytes": total, "prints": _weight_prints(h5, shapes)}
 
         result = _isolated(work)
-    return ModelFile("keras", config, keras_version, result["shapes"], result["bytes"])
+    return ModelFile(
+        "keras", config, keras_version, result["shapes"], result["bytes"], result["prints"]
+    )
 
 
 def _check_weight_budget(size: int, allowed: int) -> None:
@@ -463,7 +467,9 @@ def _read_h5_model(fh: BinaryIO, settings: Settings, budget: WeightBudget | None
             version = None
             if "keras_version" in h5.attrs:
                 version = _read_string_attr(h5, "keras_version", 1 * KIB)
-        return {"shapes": shapes, "bytes": total, "config": raw, "version": version}
+            prints = _weight_prints(h5, shapes)
+        return {"shapes": shapes, "bytes": total, "config": raw, "version": version,
+                "prints": prints}  # fmt: skip
 
     result = _isolated(work)
     config = _parse_json(result["config"], "The model configuration")
@@ -472,7 +478,9 @@ def _read_h5_model(fh: BinaryIO, settings: Settings, budget: WeightBudget | None
     _check_writer(result["version"])
     if budget is not None:
         _check_weight_budget(result["bytes"], budget(config))
-    return ModelFile("h5", config, result["version"], result["shapes"], result["bytes"])
+    return ModelFile(
+        "h5", config, result["version"], result["shapes"], result["bytes"], result["prints"]
+    )
 
 
 # --------------------------------------------------------------------------- isolation
@@ -551,6 +559,18 @@ def _inspect_hdf5(
             raise NotGradable(f"{what} declares more than {limit} of weights.")
         shapes[name] = tuple(int(n) for n in obj.shape)
     return shapes, total
+
+
+def _weight_prints(h5: h5py.File, shapes: dict[str, tuple[int, ...]]) -> list[dict[str, Any]]:
+    """The weights' fingerprint (copy detection), read only after every dataset's metadata
+    passed the checks above, array by array, inside this bounded child. Optimizer state
+    is left out: it says how a model was trained, not what it is."""
+    arrays = (
+        h5[name][()]
+        for name in sorted(shapes)
+        if not name.startswith(("optimizer", "/optimizer")) and h5[name].dtype.kind == "f"
+    )
+    return fingerprint(arrays)
 
 
 def _collect(visit: Callable[[Callable[[str], Any]], Any], what: str) -> list[str]:

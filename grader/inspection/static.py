@@ -32,6 +32,7 @@ class Inspection:
     format: str  # "keras" or "h5"
     keras_version: str | None  # as the file says; decides the loader
     architecture: Architecture
+    fingerprint: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def loader(self) -> str:
@@ -63,7 +64,7 @@ class Inspection:
             layers=layers,
             resources=Resources(**arch["resources"]),
         )
-        return cls(data["format"], data["keras_version"], architecture)
+        return cls(data["format"], data["keras_version"], architecture, data.get("fingerprint", []))
 
 
 def _shape(value: Any) -> Any:
@@ -97,6 +98,7 @@ def inspect_model(path: Path, settings: Settings) -> Inspection:
             "format": model_file.format,
             "keras_version": model_file.keras_version,
             "architecture": _plain(arch),
+            "fingerprint": model_file.fingerprint,
         }
 
     result = run_isolated(
@@ -107,7 +109,10 @@ def inspect_model(path: Path, settings: Settings) -> Inspection:
         "it is damaged or crafted to stall the grader.",
     )
     return Inspection(
-        result["format"], result["keras_version"], _architecture(result["architecture"])
+        result["format"],
+        result["keras_version"],
+        _architecture(result["architecture"]),
+        result["fingerprint"],
     )
 
 

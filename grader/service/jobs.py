@@ -43,7 +43,7 @@ from grader.pipeline import (
 )
 from grader.report import Report
 from grader.sandbox import EvaluationResult, evaluate_model
-from grader.service import lifecycle
+from grader.service import copies, lifecycle
 from grader.service.context import current
 from grader.service.db import db
 from grader.service.lifecycle import EVALUATE, INSPECT
@@ -139,6 +139,15 @@ def _save(write: Callable[[], bool]) -> bool:
             log.warning("database unavailable while saving; retrying in %s s", delay)
             time.sleep(delay)
     return False
+
+
+def _look_for_copies(submission_id: int) -> None:
+    """Index the weights and record copy pairs; never a reason for the job to fail."""
+    try:
+        copies.record(submission_id)
+    except Exception:
+        db.session.rollback()
+        log.exception("copy detection failed for submission %s", submission_id)
 
 
 def _release(submission_id: int, token: str | None, exc: BaseException, host: JobHost) -> str:
@@ -274,6 +283,8 @@ def _evaluate(submission_id: int, token: str, host: JobHost) -> str:
         timings["total"] = round(timings["inspect"] + time.perf_counter() - started, 4)
         report.timings = timings
         saved = _save(lambda: lifecycle.finish(submission_id, token, report))
+        if saved:
+            _look_for_copies(submission_id)
         return report.status if saved else "lost"
     except Superseded:
         return "lost"

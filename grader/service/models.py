@@ -285,3 +285,37 @@ def audit(actor: User | None, action: str, **detail: Any) -> AuditLog:
     )
     current().session.add(entry)
     return entry
+
+
+class WeightKey(Base):
+    """One index key of a graded submission's weight fingerprint (grader.fingerprint):
+    submissions sharing a key are candidate copies, found without comparing every pair."""
+
+    __tablename__ = "weight_keys"
+    __table_args__ = (Index("ix_weight_keys_assignment_key", "assignment_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), index=True
+    )
+    assignment_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(80))
+
+
+class CopyPair(Base):
+    """Two students' submissions with identical or near-identical weights (instructors only)."""
+
+    __tablename__ = "copy_pairs"
+    __table_args__ = (UniqueConstraint("first_id", "second_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[str] = mapped_column(String(64), index=True)
+    first_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    second_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    similarity: Mapped[float]
+    kind: Mapped[str] = mapped_column(String(30))  # identical file | identical weights | similar
+    found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    first: Mapped[Submission] = relationship(foreign_keys=[first_id])
+    second: Mapped[Submission] = relationship(foreign_keys=[second_id])

@@ -18,6 +18,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from grader.errors import ConfigurationError
+from grader.service import copies
 from grader.service.db import db
 from grader.service.models import SCORED_STATES, Assignment, AuditLog, Submission, User
 from grader.service.specs import current_spec, import_spec
@@ -104,6 +105,7 @@ def dashboard(assignment_id: str) -> str:
         pass_rate=(passed / len(submitted)) if submitted else None,
         hardest=hardest[:5],
         flagged=sum(1 for r in rows if r.standing.flagged),
+        copy_pairs=len(copies.pairs(item.id)),
         diagnoses=sorted(diagnoses.items(), key=lambda kv: -kv[1]),
         queue=queue_counts(),
         chart_data=chart_data,
@@ -114,6 +116,14 @@ def dashboard(assignment_id: str) -> str:
             .limit(20)
         ).all(),
     )
+
+
+@bp.get("/assignments/<assignment_id>/copies")
+@instructor_required
+def copies_page(assignment_id: str) -> str:
+    """Different students' submissions with the same or nearly the same weights."""
+    item = _assignment(assignment_id)
+    return render_template("instructor/copies.html", assignment=item, pairs=copies.pairs(item.id))
 
 
 @bp.get("/assignments/<assignment_id>/gradebook")
