@@ -27,6 +27,7 @@ COMMANDS = {
     "inspect": "check:inspect_command",
     "grade": "batch:grade",
     "assignments": "assignments:assignments",
+    "data": "data:data",
     "submit": "client:submit",
     "status": "client:status",
 }

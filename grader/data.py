@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.errors import ConfigurationError
+from grader.errors import ConfigurationError, TestSetMissing
 
 HOW_TO_PROVIDE = (
     "Provide the CIFAR-10 test set with --data PATH or the GRADER_CIFAR10 environment "
@@ -101,7 +101,7 @@ def _download() -> Path:
 
         keras.datasets.cifar10.load_data()
     except Exception as exc:
-        raise ConfigurationError(
+        raise TestSetMissing(
             f"No CIFAR-10 test set found and the download failed ({exc}). {HOW_TO_PROVIDE}"
         ) from None
     found = _keras_cache()
@@ -137,11 +137,19 @@ def _materialise(source: Path) -> TestSet:
     return TestSet(images_path, y.astype(np.uint8), str(source))
 
 
+def test_set_available(configured: Path | None = None) -> bool:
+    """Whether a test set is here now, without downloading anything (cheap: the
+    watchdog asks it on every sweep while evaluations wait)."""
+    if configured is not None:
+        return configured.exists()
+    return _keras_cache() is not None
+
+
 def find_test_set(explicit: Path | None = None, configured: Path | None = None) -> TestSet:
     """Locate and prepare the CIFAR-10 test split; ConfigurationError says how to fix it."""
     for given in (explicit, configured):
         if given is not None:
             if not given.exists():
-                raise ConfigurationError(f"{given}: no such file or folder. {HOW_TO_PROVIDE}")
+                raise TestSetMissing(f"{given}: no such file or folder. {HOW_TO_PROVIDE}")
             return _materialise(given)
     return _materialise(_keras_cache() or _download())

@@ -20,3 +20,9 @@ class SandboxUnavailable(RuntimeError):
 
 class ConfigurationError(Exception):
     """The grader itself is misconfigured (bad spec, missing data): exit code 3."""
+
+
+class TestSetMissing(ConfigurationError):
+    """No CIFAR-10 test set here yet: evaluations wait for it rather than fail."""
+
+    __test__ = False  # not a pytest test class, whatever its name

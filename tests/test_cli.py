@@ -116,3 +116,25 @@ def test_inspect_refuses_a_lambda_with_exit_code_2(tmp_path: Path) -> None:
     result = run("inspect", hostile.lambda_keras(tmp_path))
     assert result.returncode == 2
     assert "NOT GRADABLE" in result.stdout and "Lambda" in result.stdout
+
+
+def test_data_command_prepares_a_given_test_set(tmp_path: Path) -> None:
+    """`grader data --from PATH` (offline) checks the set and says where it is kept."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from grader.cli import cli as grader_cli
+
+    given = tmp_path / "mini.npz"
+    rng = np.random.default_rng(0)
+    np.savez(given, x=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+             y=np.arange(20) % 10)  # fmt: skip
+    result = CliRunner().invoke(grader_cli, ["data", "--from", str(given)],
+                                env={"XDG_CACHE_HOME": str(tmp_path / "cache")})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "20 images" in result.output and "1,000 per class" in result.output
+    assert f"GRADER_CIFAR10={given}" in result.output and "kept as" in result.output
+    bad = tmp_path / "cifar-10-python.tar.gz"
+    bad.write_bytes(b"not the archive")
+    result = CliRunner().invoke(grader_cli, ["data", "--from", str(bad)])
+    assert result.exit_code != 0 and "not the official CIFAR-10 archive" in result.output

@@ -66,6 +66,7 @@ def serve(
     """
     from werkzeug.serving import run_simple
 
+    from grader.data import HOW_TO_PROVIDE, test_set_available
     from grader.queue.gpu import cores_available
     from grader.service.migrate import upgrade
     from grader.service.specs import import_spec_files
@@ -99,6 +100,11 @@ def serve(
             click.echo("Workers: " + ", ".join(spec.name for spec in plan))
         if banner:
             click.echo(banner)
+        if not test_set_available(get_settings().cifar10):
+            click.echo(
+                "No CIFAR-10 test set here yet: uploads for evaluated assignments wait for it "
+                f"(no attempt used) and are graded as soon as it is provided. {HOW_TO_PROVIDE}"
+            )
         click.echo(f"Serving on {url} (Ctrl-C stops everything)")
         run_simple(host, port, app, threaded=True, use_reloader=False)
     except KeyboardInterrupt:

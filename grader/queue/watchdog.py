@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from grader.queue.celery_app import broker_depth, dispatch
 from grader.queue.runtime import worker_service
-from grader.service import lifecycle
+from grader.service import jobs, lifecycle
 from grader.service.context import current
 from grader.service.db import db
 from grader.service.lifecycle import EVALUATE, INSPECT, QUEUE_ALIASES, RUNNING
@@ -111,6 +111,8 @@ class Watchdog:
             log.warning("watchdog: submission %s %s (%s)", sid, outcome, reason)
         for queue in (INSPECT, EVALUATE):
             counts["resent"] += self._lost_messages(queue)
+        host = jobs.JobHost(node="watchdog", deliver=lambda sid, q: dispatch(self.celery, sid, q))
+        counts["resumed"] = jobs.resume_waiting(host)
         return counts
 
     def _lost_messages(self, queue: str) -> int:

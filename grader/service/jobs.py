@@ -30,7 +30,8 @@ from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from grader.errors import NotGradable
+from grader.data import test_set_available
+from grader.errors import NotGradable, TestSetMissing
 from grader.inspection.static import Inspection
 from grader.pipeline import (
     EvaluationRefused,
@@ -288,5 +289,19 @@ def _evaluate(submission_id: int, token: str, host: JobHost) -> str:
         return report.status if saved else "lost"
     except Superseded:
         return "lost"
+    except TestSetMissing as exc:
+        db.session.rollback()
+        return "waiting" if lifecycle.wait_for_data(submission_id, token, str(exc)) else "lost"
     except Exception as exc:
         return _release(submission_id, token, exc, host)
+
+
+def resume_waiting(host: JobHost) -> int:
+    """Evaluations that waited for the test set go ahead once it is here."""
+    ids = lifecycle.waiting()
+    if not ids or not test_set_available(current().settings.cifar10):
+        return 0
+    resumed = [sid for sid in ids if lifecycle.stop_waiting(sid)]
+    for sid in resumed:
+        _deliver(host, sid, EVALUATE)
+    return len(resumed)

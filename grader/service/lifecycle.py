@@ -186,6 +186,43 @@ def store_report(sub: Submission, report: Report) -> None:
     db.session.commit()
 
 
+WAITING = "waiting for the CIFAR-10 test set"
+
+
+def wait_for_data(submission_id: int, token: str, reason: str) -> bool:
+    """No test set on this worker yet: back to the evaluate queue, marked waiting, with
+    no try counted (it is nobody's failure); :func:`waiting` finds it again."""
+    return _cas(
+        _mine(submission_id, token),
+        {
+            "state": QUEUED,
+            "queue": EVALUATE,
+            "job_id": None,
+            "error_message": f"{WAITING}: {reason}"[:2000],
+            "log": _log(f"{WAITING}; it will be graded when the data is provided"),
+        },
+    )
+
+
+def waiting() -> list[int]:
+    """Submissions waiting for the test set."""
+    return list(
+        db.session.scalars(
+            select(Submission.id).where(
+                Submission.state == QUEUED, Submission.error_message.startswith(WAITING)
+            )
+        )
+    )
+
+
+def stop_waiting(submission_id: int) -> bool:
+    """The data is here: the submission is an ordinary queued evaluation again."""
+    return _cas(
+        [Submission.id == submission_id, Submission.state == QUEUED],
+        {"error_message": None, "log": _log("test set found: queued for evaluation")},
+    )
+
+
 REQUEUED = "requeued for"
 
 
@@ -262,6 +299,8 @@ def queue_position(sub: Submission) -> int | None:
 def current_phase(sub: Submission) -> str:
     """A short human phase: where the submission is now."""
     if sub.state == QUEUED:
+        if (sub.error_message or "").startswith(WAITING):
+            return WAITING
         return "waiting for evaluation" if sub.queue == EVALUATE else "waiting for inspection"
     if sub.state == INSPECTING:
         return "inspecting the file"

@@ -7,9 +7,10 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from grader.service.db import db
+from grader.service.lifecycle import WAITING
 from grader.service.models import FREE_STATES, Assignment, Submission, User, utcnow
 from grader.service.specs import current_spec
 from grader.spec import AssignmentSpec
@@ -45,6 +46,11 @@ def attempts_used_today(user: User, assignment: Assignment, now: dt.datetime | N
                 Submission.assignment_id == assignment.id,
                 Submission.created_at >= start,
                 Submission.state.not_in(FREE_STATES),
+                # Waiting for the test set is nobody's attempt yet.
+                or_(
+                    Submission.error_message.is_(None),
+                    Submission.error_message.not_like(f"{WAITING}%"),
+                ),
             )
         )
         or 0

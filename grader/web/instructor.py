@@ -17,8 +17,10 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
+from grader.data import test_set_available
 from grader.errors import ConfigurationError
 from grader.service import copies
+from grader.service.context import settings
 from grader.service.db import db
 from grader.service.models import SCORED_STATES, Assignment, AuditLog, Submission, User
 from grader.service.specs import current_spec, import_spec
@@ -106,6 +108,8 @@ def dashboard(assignment_id: str) -> str:
         hardest=hardest[:5],
         flagged=sum(1 for r in rows if r.standing.flagged),
         copy_pairs=len(copies.pairs(item.id)),
+        test_set_missing=spec.evaluation is not None
+        and not test_set_available(settings().cifar10),
         diagnoses=sorted(diagnoses.items(), key=lambda kv: -kv[1]),
         queue=queue_counts(),
         chart_data=chart_data,
