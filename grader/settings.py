@@ -107,7 +107,9 @@ class Settings(BaseSettings):
         "or none.",
     )
     max_tries: int = Field(
-        3, description="Tries before a job failing for infrastructure reasons is set to error."
+        3,
+        ge=1,
+        description="Tries before a job failing for infrastructure reasons is set to error.",
     )
     # Must exceed the longest evaluation: a shorter one runs long jobs twice (the claim
     # keeps one result).

@@ -23,14 +23,13 @@ def assignments_dir(value: Path | None) -> Path:
 
 
 def web_app(config: dict[str, Any] | None = None) -> Any:
-    """The web app (database, storage, executor) configured from the environment; on a
-    fresh install its database is created first, so no command meets a missing table."""
-    from sqlalchemy import inspect
-
-    from grader.service.migrate import upgrade
+    """The web app (database, storage, executor) configured from the environment; its
+    database is created or brought up to date first, so no command meets a missing
+    table or column."""
+    from grader.service.migrate import needs_upgrade, upgrade
     from grader.web import create_app
 
     app = create_app(config)
-    if not inspect(app.extensions["grader"].engine).has_table("users"):
+    if needs_upgrade(app):
         upgrade(app)
     return app

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery
 from sqlalchemy import select
@@ -81,6 +81,7 @@ class Watchdog:
     grace: float = field(default_factory=lambda: get_settings().watchdog_grace)
     _suspects: dict[str, set[int]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _reachable_since: datetime | None = None  # the first of an unbroken run of good sweeps
     _thread: threading.Thread | None = None
 
     def sweep(self) -> dict[str, int]:
@@ -88,13 +89,18 @@ class Watchdog:
         their time limit, and resend lost messages (inside an active service)."""
         counts = {"requeued": 0, "error": 0, "resent": 0}
         now = utcnow()
+        if self._reachable_since is None:
+            self._reachable_since = now
         settings = current().settings
         silent = timedelta(seconds=SILENT_BEATS * settings.heartbeat_seconds)
         running = db.session.scalars(select(Submission).where(Submission.state.in_(RUNNING)))
         stuck = []
         for sub in running.all():
             limit = time_limit(sub, settings.sandbox_wall_seconds, self.grace)
-            if sub.heartbeat_at is not None and sub.heartbeat_at < now - silent:
+            # Silence counts only once this watchdog has itself reached the database for a
+            # whole window: after an outage, nobody could beat.
+            heard = self._reachable_since is not None and now - self._reachable_since >= silent
+            if heard and sub.heartbeat_at is not None and sub.heartbeat_at < now - silent:
                 why = f"{sub.worker_host} stopped beating while {sub.state}"
             elif sub.started_at is not None and sub.started_at < now - timedelta(seconds=limit):
                 why = f"no result from {sub.worker_host} within {limit:.0f} s while {sub.state}"
@@ -141,12 +147,14 @@ class Watchdog:
             log.warning("watchdog: resending %d queued submissions to %s", len(again), queue)
         return _resend(self.celery, again, queue)
 
-    def reclaim(self, node: str) -> int:
+    def reclaim(self, node: str, booted: datetime | None = None) -> int:
         """At start-up: release the jobs this node name held when it last died."""
 
         rows = db.session.execute(
             select(Submission.id, Submission.job_id).where(
-                Submission.state.in_(RUNNING), Submission.worker_host == node[:200]
+                Submission.state.in_(RUNNING),
+                Submission.worker_host == node[:200],
+                Submission.started_at < (booted or utcnow()),  # not this worker's own jobs
             )
         ).all()
         db.session.rollback()
@@ -168,6 +176,7 @@ class Watchdog:
                 with worker_service().activate():
                     self.sweep()
             except Exception:  # the database or broker is down: try again next time
+                self._reachable_since = None
                 log.exception("watchdog sweep failed")
 
     def start(self) -> Watchdog:

@@ -21,6 +21,7 @@ from celery.signals import (
 from grader.queue.celery_app import broker_url, make_celery
 from grader.queue.runtime import close_evaluator, prewarm, worker_service
 from grader.queue.watchdog import Watchdog
+from grader.service.models import utcnow
 from grader.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ app.set_default()
 import grader.queue.tasks  # noqa: E402,F401  (registers the tasks on this app)
 
 _watchdog: Watchdog | None = None
+#: When this worker started: jobs its node claimed before then were its predecessor's.
+BOOTED = utcnow()
 
 
 @worker_ready.connect
@@ -41,7 +44,7 @@ def _on_ready(sender: Any = None, **_kwargs: Any) -> None:
     try:
         with worker_service().activate():
             if node:
-                watchdog.reclaim(node)
+                watchdog.reclaim(node, BOOTED)
             watchdog.sweep()
     except Exception:
         log.exception("start-up sweep failed; the watchdog will retry")

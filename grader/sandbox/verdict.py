@@ -11,9 +11,11 @@ import math
 import os
 import re
 import signal
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -141,11 +143,49 @@ def _memory_message(limits: SandboxLimits) -> str:
     return f"Evaluation used more memory than the limit of {mib} MiB and was stopped."
 
 
+def _open_regular(path: Path, limit: int) -> BinaryIO:
+    """A file the sandbox wrote, opened only if it is a regular file (no link, no FIFO,
+    no device) of at most ``limit`` bytes. OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise OSError(f"{path.name} is not a regular file within {limit} bytes")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    with _open_regular(path, limit) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"{path.name} grew past {limit} bytes")
+    return data
+
+
+def _load_npy(path: Path, limit: int) -> np.ndarray:
+    """An .npy file whose header agrees with its size, so a tiny file cannot make NumPy
+    allocate what its header claims (ValueError otherwise)."""
+    with _open_regular(path, limit) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        version = np.lib.format.read_magic(fh)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(fh)
+        if dtype.hasobject or math.prod(shape) * dtype.itemsize > size - fh.tell():
+            raise ValueError("the array is larger than the file holding it")
+        fh.seek(0)
+        return np.load(fh, allow_pickle=False)
+
+
 def _read_error_json(path: Path) -> tuple[str, str] | None:
     try:
-        if path.stat().st_size > 64 * 1024:
-            return None
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(_read_bounded(path, 64 * 1024).decode("utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("error"), str):
@@ -186,9 +226,7 @@ def collect(
     """Parse and validate everything the sandbox wrote; trust none of it."""
     path = out / "summary.json"
     try:
-        if path.is_symlink() or path.stat().st_size > SUMMARY_MAX_BYTES:
-            raise _bad("the summary is missing or too large")
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(_read_bounded(path, SUMMARY_MAX_BYTES).decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise _bad("the summary is missing or unreadable") from exc
     if get_settings().sandbox_debug:
@@ -272,13 +310,10 @@ def _load_predictions(path: Path, n_images: int, limits: SandboxLimits) -> np.nd
     try:
         if path.is_symlink() or not path.is_file():
             raise _bad("no predictions were written")
-        if path.stat().st_size > limits.max_file_bytes:
-            raise _bad("the predictions file is too large")
-        with open(path, "rb") as fh:
-            arr = np.load(fh, allow_pickle=False)
+        arr = _load_npy(path, limits.max_file_bytes)
     except NotGradable:
         raise
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, MemoryError) as exc:
         raise _bad("the predictions file is unreadable") from exc
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
         raise NotGradable("The model's predictions are not numbers.")
@@ -308,11 +343,8 @@ def _load_probes(
     if not all(isinstance(n, str) and len(n) <= 32 for n in names) or len(set(names)) < len(names):
         return {}
     try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > limits.max_file_bytes:
-            return {}
-        with open(path, "rb") as fh:
-            arr = np.load(fh, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
+        arr = _load_npy(path, limits.max_file_bytes)
+    except (OSError, ValueError, EOFError, MemoryError):
         return {}
     if (
         not isinstance(arr, np.ndarray)

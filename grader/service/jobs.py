@@ -202,6 +202,15 @@ def _inspect(submission_id: int, token: str, host: JobHost) -> str:
     return "handed off"
 
 
+def _stored_or_fresh(stored: dict[str, Any], model: Path, spec: AssignmentSpec) -> Inspection:
+    """The inspection the inspect job stored, or a fresh one when there is none or it was
+    written by another grader version (rows queued before an upgrade)."""
+    try:
+        return Inspection.from_json(stored["inspection"])
+    except (KeyError, TypeError, ValueError):
+        return inspect_file(model, spec, current().settings)
+
+
 def _evaluated(
     model: Path,
     inspection: Inspection,
@@ -271,11 +280,7 @@ def _evaluate(submission_id: int, token: str, host: JobHost) -> str:
             model = _fetch(sub, tmp)
             # Rows queued before inspections were stored are inspected here instead.
             try:
-                inspection = (
-                    Inspection.from_json(stored["inspection"])
-                    if "inspection" in stored
-                    else inspect_file(model, spec, settings)
-                )
+                inspection = _stored_or_fresh(stored, model, spec)
             except NotGradable as exc:
                 report = refusal_report(spec, exc.reason, file_sha256=sub.file_sha256)
             else:

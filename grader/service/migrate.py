@@ -39,3 +39,19 @@ def revision(target: Service | Any, message: str) -> None:
 
 def _service_of(target: Service | Any) -> Service:
     return target if isinstance(target, Service) else target.extensions["grader"]
+
+
+def needs_upgrade(target: Service | Any) -> bool:
+    """A fresh database, or one Alembic manages at an older revision (a database made
+    by ``create_all`` in tests has no revision and is left alone)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect
+
+    service = _service_of(target)
+    with service.engine.connect() as connection:
+        if not inspect(connection).has_table("users"):
+            return True
+        current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config(service.url)).get_current_head()
+    return current is not None and current != head

@@ -2,7 +2,8 @@
 results (the full report as JSON), API tokens and the audit log.
 
 A single course is assumed. ``Submission.tries`` counts executor tries of the
-current grading round (reset by a regrade); ``attempts`` is the lifetime count.
+current grading round (reset by a regrade), ``tries_total`` all of them; a
+student's *attempts* are their submissions that count (see ``service.policy``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -313,7 +314,7 @@ class CopyPair(Base):
     assignment_id: Mapped[str] = mapped_column(String(64), index=True)
     first_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
     second_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
-    similarity: Mapped[float]
+    similarity: Mapped[float] = mapped_column(Float)
     kind: Mapped[str] = mapped_column(String(30))  # identical file | identical weights | similar
     found_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from grader import units
 from grader.checks import max_score
 from grader.formats import EXTENSIONS, has_model_suffix, sniff_head
+from grader.service import lifecycle
 from grader.service.context import current
 from grader.service.db import db
 from grader.service.models import (
@@ -91,6 +92,10 @@ def create_submission(
     fmt = sniff_head(service.storage().head(sha, 8))
     try:
         sub = record_upload(user, assignment, sha, size, name, fmt)
+    except SubmissionRefused:
+        # Over the cap by a parallel upload: the file stays (content-addressed, it may be
+        # the very bytes another upload of this moment is about to reference).
+        raise
     except BaseException:
         _forget_unreferenced(sha)
         raise
@@ -230,20 +235,27 @@ def queue_counts() -> dict[str, int]:
 
 def recover_incomplete() -> int:
     """On start-up of an in-process executor, hand back what a previous process left
-    unfinished (Celery workers' watchdog does this for ``celery``): running jobs go
-    back to the queue they were in, keeping their tries."""
-    subs = db.session.scalars(select(Submission).where(Submission.state.in_(ACTIVE_STATES))).all()
+    unfinished (Celery workers' watchdog does this for ``celery``): a running job is
+    released like any interrupted try (counted, and ``error`` past the limit), a
+    queued one is sent again."""
+    service = current()
+    rows = db.session.execute(
+        select(Submission.id, Submission.state, Submission.queue, Submission.job_id).where(
+            Submission.state.in_(ACTIVE_STATES)
+        )
+    ).all()
+    db.session.rollback()
     work = []
-    for sub in subs:
-        if sub.state != QUEUED:
-            sub.queue = "inspect" if sub.state == INSPECTING else "evaluate"
-            sub.state = QUEUED
-            sub.job_id = None
-        sub.add_log("re-queued after a restart")
-        work.append((sub.id, sub.queue if sub.queue in ("inspect", "evaluate") else "inspect"))
-    db.session.commit()
-    executor = current().executor
-    if executor is not None:
+    for sid, state, queue, token in rows:
+        if state == QUEUED:
+            work.append((sid, queue if queue in ("inspect", "evaluate") else "inspect"))
+            continue
+        _, again = lifecycle.release(
+            sid, token, "the server restarted during the job", service.settings.max_tries
+        )
+        if again is not None:
+            work.append((sid, again))
+    if service.executor is not None:
         for sid, queue in work:
-            executor.submit(sid, queue)
+            service.executor.submit(sid, queue)
     return len(work)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from flask import abort
 from flask_login import current_user, login_required
 
+from grader.probes import GENERALISATION
 from grader.service.db import db
 from grader.service.models import Assignment, Submission
 
@@ -60,9 +61,17 @@ def visible_assignment(assignment_id: str) -> Assignment:
 
 
 def visible_report(report: dict[str, Any], instructor: bool) -> dict[str, Any]:
-    """A report as its viewer may see it: a student sees the generalisation probe's flag
-    only when it changed their grade (the spec's ``integrity.action: zero``)."""
+    """A report as its viewer may see it: a student sees the generalisation probe (its
+    verdict and its flip/shift accuracies) only when it changed their grade (the spec's
+    ``integrity.action: zero``)."""
     verdict = report.get("integrity")
-    if instructor or not verdict or verdict.get("action") == "zero":
+    if instructor or (verdict or {}).get("action") == "zero":
         return report
-    return {**report, "integrity": None}
+    shown = {**report, "integrity": None}
+    probes = report.get("probes")
+    if probes:
+        variants = {
+            k: v for k, v in (probes.get("variants") or {}).items() if k not in GENERALISATION
+        }
+        shown["probes"] = {**probes, "variants": variants}
+    return shown

@@ -132,7 +132,8 @@ def _configure(app: Flask, config: dict[str, Any]) -> None:
         if broker.startswith(("redis://", "rediss://"))
         else "memory://",
         RATELIMIT_HEADERS_ENABLED=True,  # 429s say when to try again (Retry-After)
-        LOGIN_RATE_LIMIT="10 per minute;50 per hour",
+        LOGIN_RATE_LIMIT="10 per minute;50 per hour",  # per account and address
+        LOGIN_ADDRESS_RATE_LIMIT="60 per minute;600 per hour",  # a classroom behind one NAT
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,

@@ -31,6 +31,11 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
+def _address_limit() -> str:
+    """All accounts from one address together: guessing across a class is bounded too."""
+    return current_app.config["LOGIN_ADDRESS_RATE_LIMIT"]
+
+
 def _address_and_username() -> str:
     """Login attempts are counted per account and address: a flood of wrong passwords
     for one account does not lock out the other students behind the same NAT."""
@@ -47,6 +52,7 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"], key_func=_address_and_username)
+@limiter.limit(_address_limit, methods=["POST"])
 def login() -> str | Response:
     if current_user.is_authenticated:
         return redirect(url_for("student.index"))

@@ -18,6 +18,7 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
+    StopValidation,
     ValidationError,
 )
 
@@ -46,10 +47,18 @@ class UploadForm(FlaskForm):
     model = FileField("Model file", validators=[FileRequired("Choose a model file to upload.")])
 
 
+def _finite(_form: FlaskForm, field: DecimalField) -> None:
+    """NaN and infinity are not scores (and would break the range check after this)."""
+    if field.data is not None and not field.data.is_finite():
+        raise StopValidation("The score must be a number.")
+
+
 class OverrideForm(FlaskForm):
     """Set a score (0 to the assignment's maximum, checked by the service) or remove one."""
 
-    score = DecimalField("New score", validators=[Optional(), NumberRange(min=0, max=10000)])
+    score = DecimalField(
+        "New score", validators=[Optional(), _finite, NumberRange(min=0, max=10000)]
+    )
     reason = TextAreaField("Reason", validators=[DataRequired(), Length(min=3, max=2000)])
     clear = SubmitField("Remove the override")
 

@@ -108,8 +108,7 @@ def dashboard(assignment_id: str) -> str:
         hardest=hardest[:5],
         flagged=sum(1 for r in rows if r.standing.flagged),
         copy_pairs=len(copies.pairs(item.id)),
-        test_set_missing=spec.evaluation is not None
-        and not test_set_available(settings().cifar10),
+        test_set_missing=spec.evaluation is not None and not test_set_available(settings().cifar10),
         diagnoses=sorted(diagnoses.items(), key=lambda kv: -kv[1]),
         queue=queue_counts(),
         chart_data=chart_data,

@@ -6,6 +6,7 @@ import csv
 import io
 import re
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from webutil import ASSIGNMENTS, add_submission, login
@@ -181,3 +182,12 @@ def test_deadlines_are_shown_as_the_instant_they_enforce(app: Flask) -> None:
         deadline = dt.datetime(2026, 12, 1, 9, 9, tzinfo=dt.timezone(dt.timedelta(hours=1)))
         assert show(deadline) == "2026-12-01 08:09 UTC"
         assert show(dt.datetime(2026, 12, 1, 8, 9)) == "2026-12-01 08:09 UTC"  # stored naive UTC
+
+
+@pytest.mark.parametrize("score", ["sNaN", "NaN", "Infinity"])
+def test_override_refuses_what_is_not_a_number(app: Flask, client: FlaskClient, score: str) -> None:
+    sid = add_submission(app, "alice")
+    login(client, "prof")
+    url = f"/instructor/submissions/{sid}/override"
+    response = client.post(url, data={"score": score, "reason": "typo"}, follow_redirects=True)
+    assert response.status_code == 200 and "must be a number" in response.get_data(as_text=True)
