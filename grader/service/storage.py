@@ -17,7 +17,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -67,27 +68,34 @@ def _spool(data: bytes | BinaryIO, directory: Path, max_bytes: int | None) -> tu
         raise Unavailable(f"the file store cannot be written ({exc.strerror})") from exc
     digest = hashlib.sha256()
     size = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if isinstance(data, bytes | bytearray):
-                chunks: Any = [bytes(data)]
-            else:
-                chunks = iter(lambda: data.read(CHUNK), b"")
-            for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise TooLarge(f"larger than {max_bytes} bytes")
-                digest.update(chunk)
-                out.write(chunk)
+    with _or_discard(tmp_name), os.fdopen(fd, "wb") as out:
+        if isinstance(data, bytes | bytearray):
+            chunks: Any = [bytes(data)]
+        else:
+            chunks = iter(lambda: data.read(CHUNK), b"")
+        for chunk in chunks:
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise TooLarge(f"larger than {max_bytes} bytes")
+            digest.update(chunk)
+            out.write(chunk)
         if size == 0:
             raise Empty("the file is empty")
+    return digest.hexdigest(), size, tmp_name
+
+
+@contextmanager
+def _or_discard(tmp_name: str) -> Iterator[None]:
+    """Nothing half-stored: the temporary file goes if anything fails, and an OSError
+    means the store cannot be written."""
+    try:
+        yield
     except BaseException as exc:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         if isinstance(exc, OSError):
             raise Unavailable(f"the file store cannot be written ({exc.strerror})") from exc
         raise
-    return digest.hexdigest(), size, tmp_name
 
 
 class Storage:
@@ -103,7 +111,7 @@ class Storage:
     def put(self, data: bytes | BinaryIO, max_bytes: int | None = None) -> tuple[str, int]:
         """Store bytes or a stream; return (sha256, size). Raises TooLarge past max_bytes."""
         sha, size, tmp_name = _spool(data, self.root, max_bytes)
-        try:
+        with _or_discard(tmp_name):
             final = self.path(sha)
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
@@ -112,12 +120,6 @@ class Storage:
                 os.chmod(tmp_name, 0o440)
                 os.replace(tmp_name, final)
             return sha, size
-        except BaseException as exc:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            if isinstance(exc, OSError):
-                raise Unavailable(f"the file store cannot be written ({exc.strerror})") from exc
-            raise
 
     def delete(self, sha256: str) -> None:
         """Remove a stored file (an upload whose row could not be made)."""
