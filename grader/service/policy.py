@@ -76,6 +76,15 @@ class Standing:
     late: bool
     max_score: float | None
     flagged: int = 0  # submissions the generalisation probe flagged (instructors only)
+    counted_submission: Submission | None = None  # the one whose score counts
+
+    @property
+    def status(self) -> str:
+        """The counted submission's state; otherwise where the latest one is (queued,
+        refused, ...); "none" without any. One meaning for the gradebook, its filter,
+        the CSV and the pass rate."""
+        sub = self.counted_submission or self.latest_submission
+        return sub.state if sub is not None else "none"
 
 
 def standing(user: User, assignment: Assignment, spec: AssignmentSpec | None = None) -> Standing:
@@ -107,4 +116,5 @@ def standing_from(subs: list[Submission], spec: AssignmentSpec) -> Standing:
         late=bool(counted_sub and counted_sub.late_days > 0),
         max_score=max_score,
         flagged=sum(1 for s in scored if s.integrity is not None),
+        counted_submission=counted_sub,
     )

@@ -26,8 +26,7 @@ class Row:
 
     @property
     def status(self) -> str:
-        sub = self.standing.latest_submission
-        return sub.state if sub else "none"
+        return self.standing.status
 
     def key(self, column: str) -> Any:
         value = {

@@ -22,7 +22,7 @@ from grader.errors import ConfigurationError
 from grader.service import copies
 from grader.service.context import settings
 from grader.service.db import db
-from grader.service.models import SCORED_STATES, Assignment, AuditLog, Submission, User
+from grader.service.models import Assignment, AuditLog, Submission, User
 from grader.service.specs import current_spec, import_spec
 from grader.service.submissions import clear_override, override, queue_counts, regrade
 from grader.web import charts
@@ -67,18 +67,18 @@ def dashboard(assignment_id: str) -> str:
     spec = current_spec(item)
     rows = gradebook(item)
     submitted = [r for r in rows if r.standing.latest_submission is not None]
-    counted = [r.standing.counted for r in submitted if r.standing.counted is not None]
+    # One definition everywhere: each student's counted submission (best or last, per
+    # the spec); students whose uploads were all refused have no valid submission.
+    valid = [r for r in submitted if r.standing.counted_submission is not None]
+    counted = [r.standing.counted for r in valid if r.standing.counted is not None]
     max_score = next((r.standing.max_score for r in submitted if r.standing.max_score), None)
-    passed = 0
+    passed = sum(1 for r in valid if r.standing.status == "graded")
     accuracies: list[float] = []
     per_class_sum: dict[str, float] = {}
     per_class_n = 0
-    for row in submitted:
-        sub = row.standing.latest_submission
-        scored = [s for s in row.user.submissions if s.assignment_id == item.id]
-        if any(s.state == "graded" for s in scored):
-            passed += 1
-        if sub is not None and sub.result is not None and sub.state in SCORED_STATES:
+    for row in valid:
+        sub = row.standing.counted_submission
+        if sub is not None and sub.result is not None:
             metrics = sub.result.report.get("metrics")
             if metrics:
                 accuracies.append(metrics["accuracy"])
@@ -104,7 +104,7 @@ def dashboard(assignment_id: str) -> str:
         spec=spec,
         submitted=len(submitted),
         students=len(rows),
-        pass_rate=(passed / len(submitted)) if submitted else None,
+        pass_rate=(passed / len(valid)) if valid else None,
         hardest=hardest[:5],
         flagged=sum(1 for r in rows if r.standing.flagged),
         copy_pairs=len(copies.pairs(item.id)),

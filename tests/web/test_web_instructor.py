@@ -191,3 +191,18 @@ def test_override_refuses_what_is_not_a_number(app: Flask, client: FlaskClient, 
     url = f"/instructor/submissions/{sid}/override"
     response = client.post(url, data={"score": score, "reason": "typo"}, follow_redirects=True)
     assert response.status_code == 200 and "must be a number" in response.get_data(as_text=True)
+
+
+def test_statistics_follow_the_counted_submission(app: Flask, client: FlaskClient) -> None:
+    """Best counts on day097: a passing upload followed by a failing one is 'passed'
+    everywhere, and a student with only refused files is not in the pass rate."""
+    assignment = "day097-cifar10"
+    add_submission(app, "alice", assignment, status="passed", content=b"good")
+    add_submission(app, "alice", assignment, status="failed", content=b"worse later")
+    add_submission(app, "bob", assignment, status="not_gradable", content=b"refused")
+    login(client, "prof")
+    book = client.get(f"/instructor/assignments/{assignment}/gradebook?status=graded")
+    assert "alice" in book.get_data(as_text=True)
+    page = client.get(f"/instructor/assignments/{assignment}").get_data(as_text=True)
+    # alice passed; bob has no valid submission, so he is not in the pass rate
+    assert "100.0 %</span><span>pass rate" in page
