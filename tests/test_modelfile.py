@@ -367,3 +367,9 @@ def test_zipped_savedmodel_says_how_to_save_an_accepted_file(tmp_path: Path, set
         zf.writestr("my_model/variables/variables.index", b"")
     reason = _refusal(path, settings)
     assert "TensorFlow SavedModel" in reason and "model.save('model.h5')" in reason
+
+
+def test_a_keras_version_in_unicode_digits_is_not_a_traceback() -> None:
+    from grader.inspection.modelfile import written_by
+
+    assert written_by("³.1") == 3 and written_by("２.15") == 3 and written_by("2.15") == 2

@@ -130,7 +130,7 @@ def read_model_file(
 def written_by(keras_version: str | None) -> int:
     """The Keras major version that wrote a file (3 when the file does not say)."""
     head = (keras_version or "3").strip().split(".")[0]
-    return int(head) if head.isdigit() and len(head) < 3 else 3
+    return int(head) if head.isascii() and head.isdigit() and len(head) < 3 else 3
 
 
 def _check_writer(keras_version: str | None) -> None:

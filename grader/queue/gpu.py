@@ -63,7 +63,7 @@ def parse_gpus(text: str | None, detected: Callable[[], list[int]] = detect_gpus
     gpus: list[int] = []
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit():
+        if not (part.isascii() and part.isdigit()):
             raise ValueError(f"not a GPU index: {part!r} (use e.g. --gpus 0,1)")
         if int(part) not in gpus:
             gpus.append(int(part))
@@ -106,7 +106,7 @@ def worker_gpu(env: Mapping[str, str] | None = None) -> int | None:
     if env is None:
         return get_settings().worker_gpu
     value = env.get(GPU_ENV, "").strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def sandbox_devices(gpu: int | None, exists: Callable[[str], bool] = os.path.exists) -> list[str]:

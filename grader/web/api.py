@@ -131,7 +131,7 @@ def _submission_json(sub: Submission) -> dict[str, Any]:
 
 
 def _own_submission(raw_id: str) -> Submission:
-    if not raw_id.isdigit() or not 0 < int(raw_id) <= MAX_ID:
+    if not (raw_id.isascii() and raw_id.isdigit()) or not 0 < int(raw_id) <= MAX_ID:
         abort(404)
     sub = db.session.get(Submission, int(raw_id))
     if sub is None or (sub.user_id != _user().id and not _user().is_instructor):

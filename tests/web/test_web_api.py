@@ -102,3 +102,13 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_api_fuzz(case: schemathesis.Case, alice_token: str) -> None:
     case.call_and_validate(headers=auth(alice_token))
+
+
+def test_unicode_digits_in_an_id_are_a_404_not_a_500(app: Flask, client: FlaskClient) -> None:
+    """'³'.isdigit() is True in Python, but it is not a number int() can read."""
+    from webutil import api_token
+
+    token = api_token(app, "alice")
+    for path in ("/api/v1/submissions/%C2%B3/report", "/api/v1/submissions/%C2%B3"):
+        response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 404, path
