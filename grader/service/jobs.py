@@ -73,9 +73,14 @@ class Superseded(Exception):
 
 
 def run(submission_id: int, queue: str, host: JobHost) -> str:
-    """Run the job for ``queue``; returns what happened (for logs and tests)."""
-    body = run_inspect if queue == INSPECT else run_evaluate
-    return body(submission_id, host)
+    """Claim the submission for ``queue`` and run that job, beating while it runs;
+    returns what happened (for logs and tests)."""
+    token = lifecycle.claim(submission_id, queue, host.node)
+    if token is None:
+        return "skipped"
+    body = _inspect if queue == INSPECT else _evaluate
+    with _heartbeat(submission_id, token):
+        return body(submission_id, token, host)
 
 
 def _load(submission_id: int) -> tuple[AssignmentSpec, Submission]:
@@ -168,14 +173,6 @@ def _deliver(host: JobHost, submission_id: int, queue: str) -> None:
         log.exception("could not send submission %s to %s", submission_id, queue)
 
 
-def run_inspect(submission_id: int, host: JobHost) -> str:
-    token = lifecycle.claim(submission_id, INSPECT, host.node)
-    if token is None:
-        return "skipped"
-    with _heartbeat(submission_id, token):
-        return _inspect(submission_id, token, host)
-
-
 def _inspect(submission_id: int, token: str, host: JobHost) -> str:
     try:
         spec, sub = _load(submission_id)
@@ -233,14 +230,6 @@ def _evaluated(
         model = model_info(inspection.architecture, inspection.format)
         return refusal_report(spec, exc.reason, file_sha256=sha, model=model)
     return build_report(spec, inspection, evaluation, file_sha256=sha)
-
-
-def run_evaluate(submission_id: int, host: JobHost) -> str:
-    token = lifecycle.claim(submission_id, EVALUATE, host.node)
-    if token is None:
-        return "skipped"
-    with _heartbeat(submission_id, token):
-        return _evaluate(submission_id, token, host)
 
 
 def _evaluate(submission_id: int, token: str, host: JobHost) -> str:
