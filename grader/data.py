@@ -28,6 +28,9 @@ HOW_TO_PROVIDE = (
 )
 
 
+CLASSES = 10
+
+
 @dataclass(frozen=True)
 class TestSet:
     images_path: Path  # uint8 NHWC .npy, safe to bind read-only into a sandbox
@@ -112,14 +115,14 @@ def _download() -> Path:
     return found
 
 
-def _materialise(source: Path) -> TestSet:
+def _materialise(source: Path, kind: str = "cifar10-test") -> TestSet:
     stat = source.stat()
     key = hashlib.sha256(
         f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
     ).hexdigest()
     cache = _cache_dir()
-    images_path = cache / f"cifar10-test-{key[:16]}.npy"
-    labels_path = cache / f"cifar10-test-{key[:16]}-labels.npy"
+    images_path = cache / f"{kind}-{key[:16]}.npy"
+    labels_path = cache / f"{kind}-{key[:16]}-labels.npy"
     if images_path.exists() and labels_path.exists():
         return TestSet(images_path, np.load(labels_path, allow_pickle=False), str(source))
     x, y = _read_source(source)
@@ -128,6 +131,8 @@ def _materialise(source: Path) -> TestSet:
             f"{source}: expected images of shape (N, 32, 32, 3) and N labels, got {x.shape} "
             f"and {y.shape}."
         )
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= CLASSES:
+        raise ConfigurationError(f"{source}: labels must be class numbers 0 to {CLASSES - 1}.")
     cache.mkdir(parents=True, exist_ok=True)
     for path, array in ((images_path, x), (labels_path, y.astype(np.uint8))):
         tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
@@ -153,3 +158,28 @@ def find_test_set(explicit: Path | None = None, configured: Path | None = None) 
                 raise TestSetMissing(f"{given}: no such file or folder. {HOW_TO_PROVIDE}")
             return _materialise(given)
     return _materialise(_keras_cache() or _download())
+
+
+def load_holdout(path: Path) -> TestSet:
+    """An instructor's second held-out set (an ``.npz`` with ``x`` and ``y``, e.g.
+    CIFAR-10.1), prepared like the test set; ConfigurationError says what is wrong."""
+    if path.suffix != ".npz" or not path.is_file():
+        raise ConfigurationError(f"{path}: the held-out set must be an .npz file with x and y.")
+    try:
+        return _materialise(path, "holdout")
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigurationError(f"{path}: the held-out set could not be read ({exc}).") from None
+
+
+def combined_images(first: TestSet, second: TestSet) -> Path:
+    """One images file holding ``first``'s images then ``second``'s, so that the sandbox
+    predicts both in one run (its predictions are split again on the trusted side)."""
+    key = hashlib.sha256(f"{first.images_path}|{second.images_path}".encode()).hexdigest()
+    path = _cache_dir() / f"combined-{key[:16]}.npy"
+    if not path.exists():
+        both = np.concatenate([first.images(), second.images()])
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, both, allow_pickle=False)
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    return path

@@ -3,14 +3,18 @@ the public test set? Judged on the trusted side from the probe accuracies."""
 
 from __future__ import annotations
 
+from grader.holdout import message as held_out_message
 from grader.probes import DESCRIPTIONS, GENERALISATION
-from grader.report import IntegrityResult, ProbeResults
+from grader.report import HoldoutResult, IntegrityResult, ProbeResults
 from grader.spec import Integrity
 from grader.units import pct
 
 
-def judge(rule: Integrity, probes: ProbeResults | None) -> IntegrityResult | None:
-    """The largest drop under a label-preserving change, flagged above ``max_drop``."""
+def judge(
+    rule: Integrity, probes: ProbeResults | None, holdout: HoldoutResult | None = None
+) -> IntegrityResult | None:
+    """The largest drop under a label-preserving change, flagged above ``max_drop``;
+    a held-out set's gap (``evaluation.holdout``) flags the submission too."""
     if probes is None:
         return None
     drops = {
@@ -32,8 +36,10 @@ def judge(rule: Integrity, probes: ProbeResults | None) -> IntegrityResult | Non
             f"{rule.max_drop * 100:.0f}. A model that learned the classes barely notices; "
             "one that memorised the test images does."
         )
+    if holdout is not None and holdout.flagged:
+        message = " ".join(m for m in (message, held_out_message(holdout)) if m)
     return IntegrityResult(
-        flagged=flagged,
+        flagged=flagged or (holdout is not None and holdout.flagged),
         action=rule.action,
         max_drop=rule.max_drop,
         drop=drop,
@@ -41,4 +47,5 @@ def judge(rule: Integrity, probes: ProbeResults | None) -> IntegrityResult | Non
         accuracy=probes.accuracy,
         variant_accuracy=probes.variants[worst],
         message=message,
+        holdout=holdout,
     )

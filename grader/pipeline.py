@@ -23,16 +23,24 @@ from pathlib import Path
 
 import numpy as np
 
-from grader import __version__, probes
+from grader import __version__, holdout, probes
 from grader.checks import fmt_shape, max_score, run_checks, score_checks
-from grader.data import TestSet, find_test_set
+from grader.data import TestSet, combined_images, find_test_set
 from grader.diagnosis import diagnose
 from grader.errors import ConfigurationError, NotGradable
 from grader.inspection.architecture import Architecture
 from grader.inspection.static import Inspection, inspect_model
 from grader.integrity import judge
 from grader.metrics import score_predictions
-from grader.report import Diagnosis, LayerInfo, Metrics, ModelInfo, ProbeResults, Report
+from grader.report import (
+    Diagnosis,
+    HoldoutResult,
+    LayerInfo,
+    Metrics,
+    ModelInfo,
+    ProbeResults,
+    Report,
+)
 from grader.sandbox import EvaluationResult, SandboxLimits, evaluate_model
 from grader.settings import Settings, get_settings
 from grader.spec import AssignmentSpec
@@ -167,6 +175,7 @@ class Evaluation:
     timings: dict[str, float]  # the sandbox's phases, then "score"
     probes: ProbeResults | None = None  # never part of the grade
     output_max: float | None = None  # the largest output magnitude (saturation)
+    holdout: HoldoutResult | None = None  # the instructor's second held-out set
 
 
 class EvaluationRefused(NotGradable):
@@ -205,9 +214,15 @@ def evaluate(
         limits = dataclasses.replace(limits, wall_seconds=block.time_limit_seconds)
     arch = inspection.architecture
     requested = probes.plan(block.preprocessing) if block is not None else ()
+    images = test_set.images_path if block is not None and test_set is not None else None
+    held_out, problem = None, ""
+    if block is not None and test_set is not None and block.holdout is not None:
+        held_out, problem = holdout.prepare(block.holdout, settings.assignments_dir)
+        if held_out is not None:
+            images = combined_images(test_set, held_out)
     result = evaluator(
         model_path,
-        test_set.images_path if block is not None and test_set is not None else None,
+        images,
         scale=block.preprocessing.scale if block else 1.0,
         offset=block.preprocessing.offset if block else 0.0,
         limits=limits,
@@ -231,11 +246,25 @@ def evaluate(
                 on_phase("scoring")
             with clock.phase("score"):
                 assert result.predictions is not None
-                evaluation.metrics = score_predictions(result.predictions, test_set.labels)
+                n_test = len(test_set.labels)
+                predictions = result.predictions[:n_test]
+                evaluation.metrics = score_predictions(predictions, test_set.labels)
                 evaluation.probes = probes.score_probes(
-                    result.probes, requested, result.predictions, test_set.labels
+                    result.probes, requested, predictions, test_set.labels
                 )
                 evaluation.output_max = float(np.max(np.abs(result.predictions), initial=0.0))
+                if block.holdout is not None:
+                    evaluation.holdout = (
+                        holdout.score(
+                            block.holdout,
+                            held_out.source,
+                            result.predictions[n_test:],
+                            held_out.labels,
+                            evaluation.metrics.accuracy,
+                        )
+                        if held_out is not None
+                        else holdout.unavailable(block.holdout, problem)
+                    )
     except NotGradable as exc:
         evaluation.timings.update(clock.timings)
         raise EvaluationRefused(exc.reason, evaluation) from exc
@@ -265,7 +294,7 @@ def build_report(
         found = diagnose(
             spec.evaluation, arch, evaluation.metrics, evaluation.probes, evaluation.output_max
         )
-        verdict = judge(spec.integrity, evaluation.probes)
+        verdict = judge(spec.integrity, evaluation.probes, evaluation.holdout)
         if verdict is not None and verdict.flagged and verdict.action == "zero":
             total, passed = 0.0, False
     return Report(

@@ -82,8 +82,22 @@ class Diagnosis(BaseModel):
     evidence: dict[str, Any] = Field(default_factory=dict)
 
 
+class HoldoutResult(BaseModel):
+    """Accuracy on the instructor's second held-out set, beside the test accuracy."""
+
+    source: str
+    images: int = 0
+    accuracy: float | None = None
+    test_accuracy: float | None = None
+    gap: float | None = None  # test accuracy minus held-out accuracy
+    max_gap: float
+    flagged: bool = False
+    problem: str = ""  # why there is no figure (the set could not be read)
+
+
 class IntegrityResult(BaseModel):
-    """The generalisation probe's verdict: a large drop on flipped or shifted images."""
+    """The generalisation probe's verdict (a large drop on flipped or shifted images),
+    and the held-out set's when the spec has one; ``flagged`` if either flags."""
 
     flagged: bool
     action: str  # "flag" (the instructor is told) or "zero" (the score is set to 0)
@@ -93,6 +107,7 @@ class IntegrityResult(BaseModel):
     accuracy: float
     variant_accuracy: float
     message: str = ""
+    holdout: HoldoutResult | None = None
 
 
 class ScorePart(BaseModel):

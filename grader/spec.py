@@ -123,6 +123,21 @@ class Preprocessing(_Strict):
     offset: Number = 0.0
 
 
+def _holdout_path(value: object) -> object:
+    """``holdout: PATH`` is short for ``holdout: {path: PATH}``."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+class Holdout(_Strict):
+    """A second held-out set (e.g. CIFAR-10.1): an ``.npz`` with ``x`` (N, 32, 32, 3)
+    uint8 and ``y``, relative to the assignments folder unless absolute. Its accuracy is
+    shown to the instructor beside the test accuracy; a model that memorised the public
+    test set scores far lower on it, and a gap above ``max_gap`` flags the submission."""
+
+    path: str = Field(min_length=1)
+    max_gap: Number = Field(default=0.2, gt=0, le=1)
+
+
 class Evaluation(_Strict):
     dataset: Literal["cifar10"] = "cifar10"
     split: Literal["test"] = "test"
@@ -130,6 +145,7 @@ class Evaluation(_Strict):
     min_accuracy: Number = Field(ge=0, le=1)
     target_accuracy: Number | None = Field(default=None, ge=0, le=1)
     time_limit_seconds: int = Field(default=300, gt=0)
+    holdout: Annotated[Holdout, BeforeValidator(_holdout_path)] | None = None
 
     @model_validator(mode="after")
     def _target_above_min(self) -> Evaluation:

@@ -1,0 +1,165 @@
+"""The instructor's second held-out set (``evaluation.holdout``): loaded by the real
+code from an ``.npz`` made here, predicted in the same sandbox run as the test images,
+and scored on the trusted side. A model that memorised the (public) test images scores
+far lower on images it has not seen, and is flagged; the honest fixture is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from testutil import real_cifar10, shipped_spec
+
+from grader import data
+from grader.errors import ConfigurationError
+from grader.pipeline import grade_file
+from grader.report import Report
+from grader.spec import AssignmentSpec, parse_spec
+
+FIXTURE = Path(__file__).parent / "fixtures" / "day097_cifar10.keras"
+MEMORISED = 300  # the test images the memorising model holds in its weights
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory: pytest.TempPathFactory) -> tuple[data.TestSet, Path]:
+    """The first 300 real test images as the test set, and 500 later ones as an .npz
+    held-out set (images no model here was built from)."""
+    source = real_cifar10()
+    if source is None:
+        pytest.skip("real CIFAR-10 not found (set GRADER_CIFAR10 or add ../shared/data/cifar10)")
+    full = data.find_test_set(source, None)
+    folder = tmp_path_factory.mktemp("holdout")
+    images = folder / "first300.npy"
+    np.save(images, np.ascontiguousarray(full.images()[:MEMORISED]))
+    test = data.TestSet(images, full.labels[:MEMORISED], "first 300 test images")
+    held_out = folder / "heldout.npz"
+    np.savez(held_out, x=full.images()[5000:5500], y=full.labels[5000:5500].astype(np.int64))
+    return test, held_out
+
+
+@pytest.fixture(scope="module")
+def memoriser(tmp_path_factory: pytest.TempPathFactory, cifar: tuple) -> Path:
+    """A nearest-neighbour lookup of the test images in Dense weights: 100 % on them."""
+    import keras
+
+    test, _ = cifar
+    flat = test.images().reshape(MEMORISED, -1).astype(np.float32) / 255
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(MEMORISED, activation="softmax", name="lookup"),
+            keras.layers.Dense(10, use_bias=False, name="labels"),
+        ]
+    )
+    model.get_layer("lookup").set_weights([flat.T * 4, -2 * (flat**2).sum(axis=1)])
+    model.get_layer("labels").set_weights([np.eye(10, dtype=np.float32)[test.labels]])
+    path = tmp_path_factory.mktemp("memo") / "memorised.keras"
+    model.save(path)
+    return path
+
+
+def _spec(holdout: object) -> AssignmentSpec:
+    spec = shipped_spec("day097-cifar10")
+    block = spec.evaluation.model_copy(update={"holdout": None})
+    data_ = spec.model_dump()
+    data_["evaluation"] = {**block.model_dump(), "holdout": holdout}
+    return AssignmentSpec.model_validate(data_)
+
+
+def _grade(model: Path, cifar: tuple, holdout: object) -> Report:
+    test, _ = cifar
+    return grade_file(model, _spec(holdout), test_set=test)
+
+
+def test_memorised_model_is_flagged_by_the_held_out_set(memoriser: Path, cifar: tuple) -> None:
+    _, held_out = cifar
+    report = _grade(memoriser, cifar, {"path": str(held_out), "max_gap": 0.3})
+    assert report.metrics is not None and report.metrics.accuracy == 1.0
+    verdict = report.integrity
+    assert verdict is not None and verdict.holdout is not None
+    h = verdict.holdout
+    assert h.images == 500 and h.problem == ""
+    assert h.test_accuracy == 1.0 and h.accuracy is not None and h.accuracy < 0.4
+    assert h.flagged and verdict.flagged
+    assert "held-out set" in verdict.message and "500 images" in verdict.message
+
+
+def test_honest_model_is_not_flagged_and_its_accuracy_is_not_changed(cifar: tuple) -> None:
+    _, held_out = cifar
+    plain = grade_file(FIXTURE, _spec(None), test_set=cifar[0])
+    report = _grade(FIXTURE, cifar, str(held_out))  # the short form: a bare path
+    assert report.metrics == plain.metrics  # the extra images never reach the test figures
+    h = report.integrity.holdout
+    assert h is not None and h.accuracy is not None and h.accuracy > 0.6
+    assert abs(h.gap) < 0.2 and not h.flagged
+    assert not report.integrity.flagged and report.status == "passed"
+
+
+def test_a_missing_set_is_reported_and_the_test_set_still_graded(cifar: tuple) -> None:
+    report = _grade(FIXTURE, cifar, "no/such/cifar10.1.npz")
+    assert report.status == "passed"
+    h = report.integrity.holdout
+    assert h is not None and h.accuracy is None and not h.flagged
+    assert "no/such/cifar10.1.npz" in h.problem
+
+
+def test_relative_paths_are_read_from_the_assignments_folder(tmp_path: Path) -> None:
+    from grader.holdout import resolve
+    from grader.spec import Holdout
+
+    assert resolve(Holdout(path="sets/c101.npz"), tmp_path) == tmp_path / "sets" / "c101.npz"
+    assert resolve(Holdout(path="/abs/c101.npz"), tmp_path) == Path("/abs/c101.npz")
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "why"),
+    [
+        (np.zeros((4, 28, 28, 3), np.uint8), np.zeros(4, np.int64), "shape"),
+        (np.zeros((4, 32, 32, 3), np.uint8), np.zeros(3, np.int64), "shape"),
+        (np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 1, 2, 10]), "labels"),
+        (np.zeros((4, 32, 32, 3), np.uint8), np.array([0, -1, 2, 3]), "labels"),
+        (np.zeros((4, 32, 32, 3), np.uint8), np.array([0.5, 1, 2, 3]), "labels"),
+    ],
+)
+def test_a_malformed_set_is_refused_with_the_reason(
+    tmp_path: Path, x: np.ndarray, y: np.ndarray, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "set.npz"
+    np.savez(path, x=x, y=y)
+    with pytest.raises(ConfigurationError, match=why):
+        data.load_holdout(path)
+
+
+def test_a_set_without_y_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "set.npz"
+    np.savez(path, x=np.zeros((2, 32, 32, 3), np.uint8))
+    with pytest.raises(ConfigurationError, match="could not be read"):
+        data.load_holdout(path)
+
+
+@given(gap=st.floats(min_value=-1, max_value=2) | st.sampled_from([float("nan"), float("inf")]))
+def test_spec_accepts_only_a_gap_between_zero_and_one(gap: float) -> None:
+    text = (
+        "id: x\ntitle: X\ninput_shape: [32, 32, 3]\n"
+        f"evaluation: {{min_accuracy: 0.5, holdout: {{path: c.npz, max_gap: {gap!r}}}}}\n"
+    )
+    if 0 < gap <= 1:
+        assert parse_spec(text).evaluation.holdout.max_gap == gap
+    else:
+        with pytest.raises(ConfigurationError, match="max_gap"):
+            parse_spec(text)
+
+
+def test_only_the_instructor_sees_the_held_out_set() -> None:
+    from grader.web.access import visible_report
+
+    holdout = {"source": "c101.npz", "images": 2000, "accuracy": 0.2, "flagged": True}
+    report = {"integrity": {"flagged": True, "action": "flag", "holdout": holdout}}
+    assert visible_report(report, instructor=False)["integrity"] is None
+    assert visible_report(report, instructor=True)["integrity"]["holdout"] == holdout
