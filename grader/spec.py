@@ -190,6 +190,9 @@ class AssignmentSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     title: str
     description: str = ""
+    # Where the reference solution is kept (a build script in examples/ or a model file,
+    # relative to the repository): the spec self-test grades it against this spec.
+    reference: str | None = None
     input_shape: Shape
     output_shape: Shape | None = None
     layers: list[ExpectedLayer] | None = None
