@@ -23,9 +23,10 @@ from typing import Any
 
 from celery import Celery
 from kombu import Queue
-from sqlalchemy.pool import NullPool
 
 from grader.queue.gpu import EVALUATE, INSPECT
+from grader.queue.sqlbroker import TRANSPORT as SQL_TRANSPORT
+from grader.queue.sqlbroker import database_part, is_sql_broker
 from grader.settings import get_settings
 
 INSPECT_TASK = "grader.inspect"
@@ -49,13 +50,10 @@ def broker_url(instance_path: str | Path | None = None, configured: str | None =
 
 
 def transport_options(url: str) -> dict[str, Any]:
-    """Per-transport options: kombu passes the SQL transport's straight to create_engine."""
-    if url.startswith("sqla+"):
-        if url.startswith("sqla+sqlite"):
-            # No pool: SQLite connections are cheap, and kombu's threads (the consumer, the
-            # watchdog, publishers) would otherwise exhaust QueuePool's 5 + 10 under load.
-            return {"connect_args": {"timeout": 30}, "poolclass": NullPool}
-        return {"pool_pre_ping": True}
+    """Per-transport options (the SQL broker chooses its engine's from the URL itself:
+    :mod:`grader.queue.sqlbroker`)."""
+    if is_sql_broker(url):
+        return {}
     visibility = get_settings().visibility_timeout
     options: dict[str, Any] = {
         "visibility_timeout": visibility,
@@ -71,10 +69,18 @@ def transport_options(url: str) -> dict[str, Any]:
 
 
 def make_celery(url: str) -> Celery:
-    """A Celery app on broker ``url`` with the grader's queues and settings."""
-    app = Celery("grader", broker=url, set_as_current=False)
-    sql_broker = url.startswith("sqla+")
+    """A Celery app on broker ``url`` with the grader's queues and settings.
+
+    A SQL broker (``sqla+...``) runs on :mod:`grader.queue.sqlbroker`'s transport. The
+    read and write URLs are set explicitly because Celery otherwise prefers the
+    ``CELERY_BROKER_URL`` of the environment to the URL it was given."""
+    sql_broker = is_sql_broker(url)
+    target = database_part(url) if sql_broker else url
+    app = Celery("grader", broker=target, set_as_current=False)
     app.conf.update(
+        broker_read_url=target,
+        broker_write_url=target,
+        broker_transport=SQL_TRANSPORT if sql_broker else None,
         broker_transport_options=transport_options(url),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker waits for the broker to come back
