@@ -13,6 +13,10 @@ Why it is shaped this way:
 * Operator problems (no sandbox, no test set) abort the batch: they would fail every
   file the same way. Any other unexpected exception is recorded for that one file as
   status ``error`` and is retried on the next run.
+* The same protection as the service: each row carries the generalisation probe's
+  verdict (``integrity_flag`` with both accuracies), and files of different students
+  with the same or nearly the same weights are paired by ``grader.copymatch`` (the
+  fingerprint is kept in each report, so a resumed batch still pairs skipped files).
 """
 
 from __future__ import annotations
@@ -30,17 +34,22 @@ from pathlib import Path
 from typing import Any
 
 from grader import csvout
+from grader.copymatch import Graded, Match, find_pairs
 from grader.data import TestSet, find_test_set
-from grader.errors import ConfigurationError, SandboxUnavailable
+from grader.errors import ConfigurationError, NotGradable, SandboxUnavailable
+from grader.inspection.static import inspect_model
 from grader.pipeline import file_sha256, grade_file
 from grader.settings import Settings, get_settings
 from grader.spec import AssignmentSpec
+from grader.units import pct
 
 CSV_COLUMNS = (
     "student", "file", "status", "score", "max_score", "accuracy", "total_params", "reason",
+    "integrity_flag", "probe_accuracy", "probe_variant", "variant_accuracy", "possible_copies",
 )  # fmt: skip
 DEFAULT_INCLUDE = ("*.keras", "*.h5", "*.hdf5")
 GRADED = ("passed", "failed", "not_gradable")  # final verdicts, safe to skip on a re-run
+SCORED = ("passed", "failed")  # evaluated: a probe verdict, and weights worth comparing
 ERROR = "error"
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+-]")
@@ -67,13 +76,40 @@ class FileResult:
     accuracy: float | None = None
     total_params: int | None = None
     reason: str | None = None
+    integrity_flag: str | None = None  # "yes" | "no"; None when the model was not evaluated
+    probe_accuracy: float | None = None  # on the probe's first test images, as given
+    probe_variant: str | None = None  # the change with the largest drop: "flip" | "shift"
+    variant_accuracy: float | None = None  # on the same images under that change
+    integrity_message: str = ""
+    possible_copies: str | None = None  # "student (file): kind, similarity; ..."
     skipped: bool = False  # taken from an earlier run's report
     seconds: float = 0.0
     report_path: Path | None = None
+    sha256: str | None = None
+    prints: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def row(self) -> list[Any]:
         """The gradebook cells, in CSV_COLUMNS order (escaped by the CSV writer)."""
         return [getattr(self, name) for name in CSV_COLUMNS]
+
+    @property
+    def label(self) -> str:
+        return f"{self.student} ({self.file})"
+
+
+@dataclass(frozen=True)
+class CopyPair:
+    """Two different students' files with the same or nearly the same weights."""
+
+    first: FileResult
+    second: FileResult
+    match: Match
+
+    def line(self) -> str:
+        return (
+            f"{self.first.label} and {self.second.label}: {self.match.kind}, "
+            f"{pct(self.match.similarity)} of the weights in common"
+        )
 
 
 @dataclass
@@ -85,10 +121,15 @@ class BatchSummary:
     reports_dir: Path
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    pairs: list[CopyPair] = field(default_factory=list)
 
     @property
     def counts(self) -> Counter[str]:
         return Counter(r.status for r in self.results)
+
+    @property
+    def flagged(self) -> list[FileResult]:
+        return [r for r in self.results if r.integrity_flag == "yes"]
 
     @property
     def skipped(self) -> int:
@@ -105,7 +146,8 @@ class BatchSummary:
             f"{len(self.results)} files: {c['passed']} passed, {c['failed']} failed, "
             f"{c['not_gradable']} not gradable, {c[ERROR]} errors "
             f"({self.graded} graded, {self.skipped} unchanged and skipped) "
-            f"in {self.seconds:.1f} s"
+            f"in {self.seconds:.1f} s; {len(self.flagged)} flagged by the integrity probe, "
+            f"{len(self.pairs)} possible copies"
         )
 
 
@@ -201,6 +243,8 @@ def collect_submissions(
 def _result_from_report(sub: Submission, data: dict[str, Any], **extra: Any) -> FileResult:
     metrics = data.get("metrics") or {}
     model = data.get("model") or {}
+    verdict = data.get("integrity") or {}
+    prints = data.get("fingerprint")
     return FileResult(
         student=sub.student,
         file=sub.path.name,
@@ -210,6 +254,13 @@ def _result_from_report(sub: Submission, data: dict[str, Any], **extra: Any) -> 
         accuracy=metrics.get("accuracy"),
         total_params=model.get("total_params"),
         reason=data.get("reason") or _failed_checks(data),
+        integrity_flag=("yes" if verdict["flagged"] else "no") if verdict else None,
+        probe_accuracy=verdict.get("accuracy"),
+        probe_variant=verdict.get("variant"),
+        variant_accuracy=verdict.get("variant_accuracy"),
+        integrity_message=verdict.get("message") or "",
+        sha256=data.get("file_sha256"),
+        prints=prints if isinstance(prints, list) else [],
         **extra,
     )
 
@@ -234,7 +285,18 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def _previous(sub: Submission, report_path: Path, spec: AssignmentSpec) -> FileResult | None:
+def _fingerprint(path: Path, settings: Settings) -> list[dict[str, Any]]:
+    """The weights' fingerprint (copy detection), from the same bounded inspection as
+    grading; empty when the file cannot be read (it is then compared by sha256 only)."""
+    try:
+        return inspect_model(path, settings).fingerprint
+    except NotGradable:
+        return []
+
+
+def _previous(
+    sub: Submission, report_path: Path, spec: AssignmentSpec, settings: Settings
+) -> FileResult | None:
     """The earlier verdict for this exact file under this assignment, if there is one."""
     try:
         data = json.loads(report_path.read_text(encoding="utf-8"))
@@ -245,6 +307,8 @@ def _previous(sub: Submission, report_path: Path, spec: AssignmentSpec) -> FileR
     sha = _sha256(sub.path)
     if sha is None or data.get("file_sha256") != sha or data.get("assignment") != spec.id:
         return None
+    if data["status"] in SCORED and not isinstance(data.get("fingerprint"), list):
+        data["fingerprint"] = _fingerprint(sub.path, settings)  # a report from before them
     return _result_from_report(sub, data, skipped=True, report_path=report_path)
 
 
@@ -274,6 +338,8 @@ def _grade_one(
     # The pipeline hashes every regular file it reads; hash here only what it could not
     # (an oversized file, or a file whose grading raised), so re-runs can still skip it.
     data["file_sha256"] = data.get("file_sha256") or _sha256(sub.path)
+    if data.get("status") in SCORED:
+        data["fingerprint"] = _fingerprint(sub.path, settings)
     _write_json(report_path, data)
     seconds = time.perf_counter() - started
     return _result_from_report(sub, data, seconds=seconds, report_path=report_path)
@@ -336,7 +402,7 @@ def grade_directory(
     results: list[FileResult] = []
     todo: list[Submission] = []
     for sub in subs:
-        previous = None if force else _previous(sub, reports_dir / sub.report_name, spec)
+        previous = None if force else _previous(sub, reports_dir / sub.report_name, spec, settings)
         if previous is not None:
             results.append(previous)
         else:
@@ -368,6 +434,7 @@ def grade_directory(
                 raise
 
     results.sort(key=lambda r: (r.student, r.file))
+    pairs = copy_pairs(results)
     write_csv(out_csv, results)
     return BatchSummary(
         results=results,
@@ -375,4 +442,22 @@ def grade_directory(
         reports_dir=reports_dir,
         seconds=time.perf_counter() - started,
         warnings=warnings,
+        pairs=pairs,
     )
+
+
+def copy_pairs(results: Sequence[FileResult]) -> list[CopyPair]:
+    """Pairs of different students' evaluated files with the same or nearly the same
+    weights (``grader.copymatch``); each row's ``possible_copies`` names its partners."""
+    scored = [r for r in results if r.status in SCORED]
+    found = find_pairs([Graded(r.student, r.sha256, r.prints) for r in scored])
+    pairs = [CopyPair(scored[i], scored[j], match) for i, j, match in found]
+    partners: dict[int, list[str]] = {}
+    for pair in pairs:
+        for mine, theirs in ((pair.first, pair.second), (pair.second, pair.first)):
+            partners.setdefault(id(mine), []).append(
+                f"{theirs.label}: {pair.match.kind}, {pair.match.similarity:.2f}"
+            )
+    for result in results:
+        result.possible_copies = "; ".join(partners.get(id(result), [])) or None
+    return pairs

@@ -272,3 +272,117 @@ def test_student_names_from_the_pattern(tmp_path: Path) -> None:
     assert "bob.h5" in text and "x.txt" in text and "several files for: alice" in text
     with pytest.raises(ConfigurationError):
         compile_student_pattern("(")
+
+
+# --------------------------------------------------------------------------- integrity
+
+
+def _named_cnn(prefix: str, seed: int):
+    """A small CIFAR-10 CNN whose layer names start with ``prefix``."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(8, 3, activation="relu", name=f"{prefix}conv"),
+            keras.layers.SeparableConv2D(16, 3, activation="relu", name=f"{prefix}sep"),
+            keras.layers.GlobalAveragePooling2D(name=f"{prefix}pool"),
+            keras.layers.Dense(10, activation="softmax", name=f"{prefix}dense"),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def class_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A class's folder: alice's work and her own re-upload, bob's copy of it (renamed
+    layers, saved as .h5), carol's lightly perturbed copy, dave's own model, and
+    mallory's lookup table of the (small, synthetic) test set; and that test set."""
+    import keras
+
+    root = tmp_path_factory.mktemp("class")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 200).astype(np.uint8)
+    data = root / "test.npz"
+    np.savez(data, x=images, y=labels)
+    folder = root / "subs"
+    folder.mkdir()
+
+    original = _named_cnn("a_", 1)
+    original.save(folder / "alice_v1.keras")
+    (folder / "alice_v2.keras").write_bytes((folder / "alice_v1.keras").read_bytes())
+    copy = _named_cnn("b_", 2)
+    copy.set_weights(original.get_weights())
+    copy.save(folder / "bob_final.h5")
+    perturbed = _named_cnn("c_", 3)
+    perturbed.set_weights(
+        [w + rng.normal(0, 0.01 * (w.std() or 1), w.shape) for w in original.get_weights()]
+    )
+    perturbed.save(folder / "carol_final.keras")
+    _named_cnn("d_", 4).save(folder / "dave_final.keras")
+
+    flat = images.reshape(200, -1).astype(np.float32) / 255
+    memo = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(200, activation="softmax", name="lookup"),
+            keras.layers.Dense(10, use_bias=False, name="labels"),
+        ]
+    )
+    memo.get_layer("lookup").set_weights([flat.T * 4, -2 * (flat**2).sum(axis=1)])
+    memo.get_layer("labels").set_weights([np.eye(10, dtype=np.float32)[labels]])
+    memo.save(folder / "mallory_final.keras")
+    return folder, data
+
+
+@needs_sandbox
+def test_cli_grade_flags_memorising_models_and_pairs_copies(
+    class_folder: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, data = class_folder
+    out = tmp_path / "grades.csv"
+    pattern = "^(?P<student>[a-z]+)_"
+    result = subprocess.run(
+        [*GRADER, "grade", str(folder), "-a", "day097-cifar10", "--out", str(out),
+         "--data", str(data), "--student-pattern", pattern, "--jobs", "2"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = {row["file"]: row for row in csv.DictReader(handle)}
+    assert all(row["status"] in ("passed", "failed") for row in rows.values()), rows
+
+    # The lookup table: perfect on the test images, lost once they are mirrored or shifted.
+    mallory = rows["mallory_final.keras"]
+    assert mallory["integrity_flag"] == "yes"
+    assert float(mallory["probe_accuracy"]) == 1.0
+    assert mallory["probe_variant"] in ("flip", "shift")
+    assert float(mallory["variant_accuracy"]) < 0.5
+    others = [row for name, row in rows.items() if name != "mallory_final.keras"]
+    assert {row["integrity_flag"] for row in others} == {"no"}
+    assert all(row["probe_accuracy"] and row["variant_accuracy"] for row in others)
+    assert "1 flagged by the integrity probe, 5 possible copies" in result.stdout
+    assert "Flagged: mallory (mallory_final.keras): On the first 200 test images" in result.stdout
+
+    # Copies: bob's renamed .h5 and carol's noisy copy, of both of alice's identical files;
+    # never alice with herself, never dave (his own model) or mallory.
+    copies = [line for line in result.stdout.splitlines() if line.startswith("Possible copy")]
+    assert len(copies) == 5, result.stdout
+    assert sum("identical weights, 100.0 %" in line for line in copies) == 2
+    assert sum("similar weights" in line for line in copies) == 3
+    assert not any("alice_v1" in line and "alice_v2" in line for line in copies)
+    bob = rows["bob_final.h5"]["possible_copies"]
+    assert "alice (alice_v1.keras): identical weights, 1.00" in bob
+    assert "alice (alice_v2.keras): identical weights, 1.00" in bob
+    assert "carol (carol_final.keras): similar weights" in bob
+    assert "alice (alice_v2.keras)" not in rows["alice_v1.keras"]["possible_copies"]
+    assert rows["dave_final.keras"]["possible_copies"] == ""
+    assert rows["mallory_final.keras"]["possible_copies"] == ""
+
+    # A re-run grades nothing (no sandbox) and still pairs: the reports keep the prints.
+    spec = find_spec("day097-cifar10", ASSIGNMENTS)
+    again = grade_directory(folder, spec, out, data=data, student_pattern=pattern)
+    assert again.skipped == len(rows) and len(again.pairs) == 5
+    assert [r.file for r in again.flagged] == ["mallory_final.keras"]

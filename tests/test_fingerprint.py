@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader import fingerprint
+from grader import copymatch, fingerprint
 from grader.inspection.static import inspect_model
 from grader.settings import Settings
 
@@ -107,3 +107,51 @@ def test_similarity_ignores_order_and_is_symmetric(values: list, rnd) -> None:
     assert fingerprint.identical(a, b) and fingerprint.similarity(a, b) == 1.0
     c = fingerprint.fingerprint([v[::-1].copy() for v in values])
     assert fingerprint.similarity(a, c) == fingerprint.similarity(c, a)
+
+
+pool = [np.random.default_rng(seed).normal(size=64 + 16 * seed).astype(np.float32)
+        for seed in range(5)]  # fmt: skip
+classes = st.lists(
+    st.tuples(
+        st.sampled_from("abc"),  # the student
+        st.lists(st.integers(0, len(pool) - 1), min_size=1, max_size=4, unique=True),
+    ),
+    min_size=2,
+    max_size=8,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(classes)
+def test_the_index_finds_every_pair_of_different_students_and_no_other(chosen: list) -> None:
+    """find_pairs (candidates from shared index keys only) against comparing every pair."""
+    graded = [
+        copymatch.Graded(owner, None, fingerprint.fingerprint([pool[i] for i in arrays]))
+        for owner, arrays in chosen
+    ]
+    everything = {
+        (i, j): match
+        for i in range(len(graded))
+        for j in range(i + 1, len(graded))
+        if graded[i].owner != graded[j].owner
+        and (match := copymatch.compare(None, graded[i].prints, None, graded[j].prints))
+    }
+    found = copymatch.find_pairs(graded)
+    assert {(i, j): match for i, j, match in found} == everything
+    assert all(graded[i].owner != graded[j].owner for i, j, _ in found)
+    assert [m.similarity for *_, m in found] == sorted((m.similarity for *_, m in found),
+                                                       reverse=True)  # fmt: skip
+
+
+def test_the_same_file_is_a_pair_whatever_its_weights_say() -> None:
+    """Files that could not be fingerprinted still pair by their bytes; one student's
+    two identical files do not."""
+    same, other = "f" * 64, "e" * 64
+    found = copymatch.find_pairs(
+        [copymatch.Graded(owner, sha, []) for owner, sha in
+         (("ann", same), ("ann", same), ("ben", same), ("cy", other))]
+    )  # fmt: skip
+    assert [(i, j, m.kind, m.similarity) for i, j, m in found] == [
+        (0, 2, "identical file", 1.0),
+        (1, 2, "identical file", 1.0),
+    ]

@@ -20,7 +20,8 @@ from grader.commands.shared import assignments_option
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("grades.csv"),
     show_default=True,
-    help="Gradebook CSV: student, file, status, score, max_score, accuracy, total_params, reason.",
+    help="Gradebook CSV: student, file, status, score, max_score, accuracy, total_params, "
+    "reason, integrity_flag, probe_accuracy, probe_variant, variant_accuracy, possible_copies.",
 )
 @click.option(
     "--reports-dir",
@@ -57,8 +58,11 @@ def grade(
 ) -> int:  # fmt: skip
     """Grade every model file (.keras, .h5) in DIRECTORY: one file per student.
 
-    Unchanged files that already have a report are skipped unless --force. Exits 0
-    when the batch ran, whatever the students' results; 3 on a usage or setup error.
+    Unchanged files that already have a report are skipped unless --force. Models
+    flagged by the generalisation probe (a memorised test set) and different students'
+    files with the same or nearly the same weights are listed after the summary and in
+    the CSV. Exits 0 when the batch ran, whatever the students' results; 3 on a usage
+    or setup error.
     """
     import os
 
@@ -108,5 +112,9 @@ def grade(
         if result.status == "error":
             click.echo(f"Error grading {result.file}: {result.reason}", err=True)
     click.echo(summary.line())
+    for result in summary.flagged:
+        click.echo(f"Flagged: {result.label}: {result.integrity_message}")
+    for pair in summary.pairs:
+        click.echo(f"Possible copy: {pair.line()}")
     click.echo(f"Wrote {summary.csv_path} and reports in {summary.reports_dir}/")
     return 0

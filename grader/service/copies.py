@@ -1,6 +1,7 @@
 """Copy detection across students: index each graded submission's weight fingerprint,
 and record pairs of different students' submissions with the same or nearly the same
-weights, for the instructor only."""
+weights, for the instructor only. What counts as a pair is ``grader.copymatch``'s rule
+(shared with offline batch grading); this module keeps the database index."""
 
 from __future__ import annotations
 
@@ -8,12 +9,9 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select
 
-from grader import fingerprint
+from grader import copymatch, fingerprint
 from grader.service.db import db
 from grader.service.models import SCORED_STATES, CopyPair, Submission, WeightKey, utcnow
-
-#: Share of the weights two submissions must have in common to be listed.
-THRESHOLD = 0.5
 
 
 def _prints(sub: Submission) -> list[dict[str, Any]]:
@@ -61,14 +59,8 @@ def record(submission_id: int) -> list[CopyPair]:
 
 
 def _compare(sub: Submission, other: Submission, prints: list[dict[str, Any]]) -> CopyPair | None:
-    theirs = _prints(other)
-    if sub.file_sha256 == other.file_sha256:
-        kind, score = "identical file", 1.0
-    elif fingerprint.identical(prints, theirs):
-        kind, score = "identical weights", 1.0
-    else:
-        kind, score = "similar weights", fingerprint.similarity(prints, theirs)
-    if score < THRESHOLD:
+    match = copymatch.compare(sub.file_sha256, prints, other.file_sha256, _prints(other))
+    if match is None:
         return None
     first, second = sorted((sub.id, other.id))
     pair = db.session.scalar(
@@ -77,7 +69,7 @@ def _compare(sub: Submission, other: Submission, prints: list[dict[str, Any]]) -
     if pair is None:
         pair = CopyPair(first_id=first, second_id=second, assignment_id=sub.assignment_id)
         db.session.add(pair)
-    pair.similarity, pair.kind, pair.found_at = round(score, 4), kind, utcnow()
+    pair.similarity, pair.kind, pair.found_at = match.similarity, match.kind, utcnow()
     return pair
 
 
