@@ -9,8 +9,9 @@ are read where they are used.
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from grader.errors import ConfigurationError
@@ -100,6 +101,18 @@ class Settings(BaseSettings):
         None, description="Local cache of files fetched from S3 (default: a temporary folder)."
     )
 
+    # The course
+    course_timezone: str = Field(
+        "UTC",
+        description="IANA zone the pages show times in; also the zone of a spec deadline "
+        "written without an offset and of the daily submission cap (e.g. Europe/Berlin).",
+    )
+    public_url: str | None = Field(
+        None,
+        description="The server's address as students reach it, for links printed outside a "
+        "request (grader import-roster); unset: GRADER_SERVER.",
+    )
+
     # Jobs and workers
     executor: str | None = Field(
         None,
@@ -145,6 +158,17 @@ class Settings(BaseSettings):
     token: SecretStr | None = Field(
         None, description="API token of grader submit/status (from the account page)."
     )
+
+    @field_validator("course_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)"
+            ) from None
+        return value
 
 
 def env_name(field: str) -> str:

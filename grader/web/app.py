@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -17,8 +16,6 @@ from flask import (
     render_template,
     request,
 )
-from markdown_it import MarkdownIt
-from markupsafe import Markup
 from sqlalchemy import update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
@@ -30,9 +27,8 @@ from grader.service.db import db
 from grader.service.executors import make_executor
 from grader.service.models import User
 from grader.settings import get_settings
+from grader.web import filters
 from grader.web.extensions import csrf, limiter, login_manager
-
-_markdown = MarkdownIt("js-default")  # raw HTML disabled: descriptions are rendered safely
 
 #: Seconds a client is asked to wait when the database is unavailable.
 RETRY_AFTER_SECONDS = 30
@@ -187,27 +183,7 @@ def _security_headers(response: Any) -> Any:
 def _register_template_helpers(app: Flask) -> None:
     from grader.formats import EXTENSIONS as ACCEPTED_EXTENSIONS
 
-    @app.template_filter("markdown")
-    def markdown_filter(text: str | None) -> Markup:
-        return Markup(_markdown.render(text or ""))
-
-    @app.template_filter("score")
-    def score_filter(value: float | None) -> str:
-        if value is None:
-            return "–"
-        return f"{value:.1f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
-
-    @app.template_filter("dt")
-    def dt_filter(value: Any) -> str:
-        if not value:
-            return "–"
-        if value.tzinfo is not None:  # an aware instant (a spec deadline): shown in UTC
-            value = value.astimezone(dt.UTC)
-        return value.strftime("%Y-%m-%d %H:%M UTC")
-
-    @app.template_filter("pct")
-    def pct_filter(value: float | None) -> str:
-        return "–" if value is None else f"{value * 100:.1f} %"
+    filters.register(app)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from grader import units
 from grader.csvout import csv_text
 from grader.service.db import db
 from grader.service.models import Assignment, Submission, User, audit
@@ -28,18 +29,24 @@ class Row:
     def status(self) -> str:
         return self.standing.status
 
+    @property
+    def days_late(self) -> int | None:
+        """Days late of the submission that counts (None without one)."""
+        sub = self.standing.counted_submission
+        return sub.late_days if sub is not None else None
+
     def key(self, column: str) -> Any:
-        value = {
+        """The sort value of ``column``; None where the student has none."""
+        return {
             "student": self.user.username.lower(),
             "best": self.standing.best,
             "latest": self.standing.latest,
             "counted": self.standing.counted,
             "attempts": self.standing.attempts,
-            "late": self.standing.late,
+            "late": self.days_late,
             "flagged": self.standing.flagged,
-            "status": self.status,
+            "status": self.standing.label,
         }[column]
-        return (value is None, value if value is not None else 0)
 
 
 def gradebook(
@@ -65,24 +72,46 @@ def gradebook(
     if query:
         q = query.lower()
         rows = [r for r in rows if q in r.user.username.lower() or q in r.user.name.lower()]
-    if status:
-        rows = [r for r in rows if r.status == status]
+    if status:  # the pages' word ("passed"), or the state's name ("graded")
+        rows = [r for r in rows if status in (r.standing.label, r.status)]
     if sort not in SORT_KEYS:
         sort = "student"
-    rows.sort(key=lambda r: r.key(sort), reverse=descending)
-    return rows
+    # Students without a value go last whichever way the column is sorted.
+    valued = [r for r in rows if r.key(sort) is not None]
+    valued.sort(key=lambda r: r.key(sort), reverse=descending)
+    return valued + [r for r in rows if r.key(sort) is None]
+
+
+#: The export's columns: what an instructor grades from, in the pages' words and rounding.
+CSV_HEADER = ["username", "name", "email", "status", "counted", "max_score", "raw",
+              "penalty_percent", "days_late", "override", "override_reason", "attempts",
+              "best", "latest", "integrity_flags", "counted_submission"]  # fmt: skip
+
+
+def _score(value: float | None) -> str | None:
+    return None if value is None else units.score(value)
+
+
+def csv_cells(row: Row) -> list[Any]:
+    """One student's line: the counted submission's raw score, penalty, days late and
+    override, scores rounded as on the pages (90.48 -> 90.5), status as the pages say it."""
+    s = row.standing
+    sub = s.counted_submission
+    return [
+        row.user.username, row.user.name, row.user.email, s.label,
+        _score(s.counted), _score(s.max_score),
+        _score(sub.raw_score) if sub else None,
+        f"{sub.penalty * 100:.1f}" if sub else None,
+        row.days_late,
+        _score(sub.override_score) if sub else None,
+        sub.override_reason if sub and sub.override_score is not None else None,
+        s.attempts, _score(s.best), _score(s.latest), s.flagged,
+        sub.id if sub else None,
+    ]  # fmt: skip
 
 
 def gradebook_csv(assignment: Assignment) -> str:
-    header = ["username", "name", "counted", "best", "latest", "max_score", "attempts", "late",
-              "integrity_flags", "status"]  # fmt: skip
-
-    def cells(row: Row) -> list[Any]:
-        s = row.standing
-        return [row.user.username, row.user.name, s.counted, s.best, s.latest, s.max_score,
-                s.attempts, "yes" if s.late else "no", s.flagged, row.status]  # fmt: skip
-
-    return csv_text(header, (cells(row) for row in gradebook(assignment)))
+    return csv_text(CSV_HEADER, (csv_cells(row) for row in gradebook(assignment)))
 
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")

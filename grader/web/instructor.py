@@ -23,10 +23,11 @@ from grader.service import copies
 from grader.service.context import settings
 from grader.service.db import db
 from grader.service.models import Assignment, AuditLog, Submission, User
+from grader.service.policy import STANDING_LABELS, standing_from
 from grader.service.specs import current_spec, import_spec
 from grader.service.submissions import clear_override, override, queue_counts, regrade
 from grader.web import charts
-from grader.web.access import get_assignment, instructor_required, visible_submission
+from grader.web.access import MAX_ID, get_assignment, instructor_required, visible_submission
 from grader.web.forms import (
     ConfirmForm,
     EmptyForm,
@@ -121,6 +122,32 @@ def dashboard(assignment_id: str) -> str:
     )
 
 
+@bp.get("/students/<int:user_id>")
+@instructor_required
+def student_page(user_id: int) -> str:
+    """One student's every attempt, per assignment: state, raw score, late penalty,
+    override and the score that counts, with links to each feedback page."""
+    user = db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
+    if user is None:
+        abort(404)
+    subs = db.session.scalars(
+        select(Submission)
+        .where(Submission.user_id == user.id)
+        .order_by(Submission.created_at.desc(), Submission.id.desc())
+    ).all()
+    assignments = db.session.scalars(
+        select(Assignment).where(Assignment.current_version_id.is_not(None)).order_by(Assignment.id)
+    ).all()
+    sections = []
+    for item in assignments:
+        mine = [s for s in subs if s.assignment_id == item.id]
+        spec = current_spec(item)
+        sections.append(
+            {"assignment": item, "spec": spec, "subs": mine, "standing": standing_from(mine, spec)}
+        )
+    return render_template("instructor/student.html", student=user, sections=sections)
+
+
 @bp.get("/assignments/<assignment_id>/copies")
 @instructor_required
 def copies_page(assignment_id: str) -> str:
@@ -150,6 +177,7 @@ def gradebook_page(assignment_id: str) -> str:
         descending=descending,
         q=request.args.get("q", ""),
         status=request.args.get("status", ""),
+        status_labels=STANDING_LABELS,
     )
 
 

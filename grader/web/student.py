@@ -5,11 +5,13 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
     render_template,
     send_file,
+    send_from_directory,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -19,7 +21,7 @@ from werkzeug.wrappers import Response
 from grader.service.context import storage
 from grader.service.db import db
 from grader.service.models import TERMINAL_STATES, Assignment, AuditLog, Submission
-from grader.service.policy import attempts_left_today, standing
+from grader.service.policy import attempts_left_today, cap_reopens_at, standing
 from grader.service.specs import current_spec
 from grader.service.submissions import SubmissionRefused, create_submission
 from grader.web import charts
@@ -27,6 +29,14 @@ from grader.web.access import visible_assignment, visible_report, visible_submis
 from grader.web.forms import ConfirmForm, EmptyForm, OverrideForm, UploadForm
 
 bp = Blueprint("student", __name__)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page says: the same icon, never a 404."""
+    return send_from_directory(
+        current_app.static_folder or "", "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )
 
 
 @bp.get("/")
@@ -71,6 +81,7 @@ def assignment(assignment_id: str) -> str:
         history=history,
         standing=standing(current_user, item, spec),
         left=attempts_left_today(current_user, item),
+        reopens=cap_reopens_at(),
     )
 
 
@@ -112,11 +123,18 @@ def submission(submission_id: int) -> str:
     sub = visible_submission(submission_id)
     report = visible_report(sub.result.report, current_user.is_instructor) if sub.result else None
     metrics = (report or {}).get("metrics") if sub.state not in ("queued",) else None
-    audit_entries = []
+    audit_entries: list[AuditLog] = []
+    attempts: list[Submission] = []
     if current_user.is_instructor:
-        audit_entries = db.session.scalars(
+        audit_entries = list(db.session.scalars(
             select(AuditLog).where(AuditLog.submission_id == sub.id).order_by(AuditLog.id)
-        ).all()
+        ))  # fmt: skip
+        # The student's attempts at this assignment, for the links back to the others.
+        attempts = list(db.session.scalars(
+            select(Submission)
+            .where(Submission.user_id == sub.user_id, Submission.assignment_id == sub.assignment_id)
+            .order_by(Submission.id)
+        ))  # fmt: skip
     return render_template(
         "student/submission.html",
         sub=sub,
@@ -125,6 +143,7 @@ def submission(submission_id: int) -> str:
         confusion=charts.confusion_rows(metrics["confusion_matrix"]) if metrics else None,
         classes=charts.class_labels(),
         audit_entries=audit_entries,
+        attempts=attempts,
         override_form=OverrideForm(),
         empty_form=EmptyForm(),
         confirm_form=ConfirmForm(),

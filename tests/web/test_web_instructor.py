@@ -9,7 +9,7 @@ import re
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from webutil import ASSIGNMENTS, add_submission, login
+from webutil import ASSIGNMENTS, add_submission, login, user_id
 
 from grader.service.db import db
 from grader.service.models import Assignment, AuditLog, Submission, User
@@ -49,7 +49,7 @@ def test_gradebook_sort_filter_and_csv(app: Flask, client: FlaskClient) -> None:
     assert response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     by_name = {r["username"]: r for r in rows}
-    assert by_name["alice"]["counted"] == "85.0" and by_name["bob"]["status"] == "failed"
+    assert by_name["alice"]["counted"] == "85" and by_name["bob"]["status"] == "failed"
     assert "'=cmd" in by_name and by_name["'=cmd"]["name"] == "'@evil"  # no CSV injection
 
 
@@ -206,3 +206,112 @@ def test_statistics_follow_the_counted_submission(app: Flask, client: FlaskClien
     page = client.get(f"/instructor/assignments/{assignment}").get_data(as_text=True)
     # alice passed; bob has no valid submission, so he is not in the pass rate
     assert "100.0 %</span><span>pass rate" in page
+
+
+def _set(app: Flask, sid: int, **values: object) -> None:
+    """Change a stored submission (late penalty, override) as the policy code would."""
+    with app.app_context():
+        sub = db.session.get(Submission, sid)
+        for key, value in values.items():
+            if key == "score":
+                sub.result.score = value
+            else:
+                setattr(sub, key, value)
+        db.session.commit()
+
+
+def test_per_student_page_lists_every_attempt_and_is_linked(
+    app: Flask, client: FlaskClient
+) -> None:
+    first = add_submission(app, "alice", status="failed", content=b"first")
+    late = add_submission(app, "alice", status="passed", content=b"late")
+    fixed = add_submission(app, "alice", status="failed", content=b"fixed")
+    refused = add_submission(app, "alice", status="not_gradable", content=b"refused")
+    _set(app, late, late_days=2, penalty=0.2)  # 85 -> 68
+    _set(app, fixed, override_score=95.0, override_reason="marked by hand", override_at=None)
+    alice = user_id(app, "alice")
+    login(client, "prof")
+    page = client.get(f"/instructor/students/{alice}").get_data(as_text=True)
+    for sid in (first, late, fixed, refused):
+        assert f'href="/submissions/{sid}"' in page and f"/submissions/{sid}/download" in page
+    assert "2 days late, −20.0 %" in page and "68 / 100" in page  # penalty and what is left
+    assert "85 / 100" in page  # the raw score before the penalty
+    assert "marked by hand" in page and "95 / 100" in page  # the override and its reason
+    assert "not gradable" in page and "failed" in page and "passed" in page
+    # best counts: the override (95) is the counted attempt
+    counted = re.search(r'<tr class="counted-row">(.*?)</tr>', page, re.S)
+    assert counted and f'href="/submissions/{fixed}"' in counted.group(1)
+    # Reachable from the gradebook, the dashboard and each submission page.
+    book = client.get(f"/instructor/assignments/{A}/gradebook").get_data(as_text=True)
+    assert f'href="/instructor/students/{alice}#{A}"' in book
+    board = client.get(f"/instructor/assignments/{A}").get_data(as_text=True)
+    assert f'href="/instructor/students/{alice}#{A}"' in board
+    sub_page = client.get(f"/submissions/{late}").get_data(as_text=True)
+    back = re.search(r'<nav class="crumbs" id="back-links".*?</nav>', sub_page, re.S)
+    assert back and f"/instructor/assignments/{A}/gradebook" in back.group(0)
+    assert f"/instructor/students/{alice}#{A}" in back.group(0)
+    for sid in (first, fixed, refused):
+        assert f'href="/submissions/{sid}"' in back.group(0)
+    assert client.get("/instructor/students/99999").status_code == 404
+    client.post("/logout")
+    login(client, "alice")  # students never see it, nor the back-links
+    assert client.get(f"/instructor/students/{alice}").status_code == 404
+    assert "back-links" not in client.get(f"/submissions/{late}").get_data(as_text=True)
+
+
+def test_csv_export_is_enough_to_grade_from(app: Flask, client: FlaskClient) -> None:
+    """Email, counted, raw, penalty, days late, override and its reason, attempts, and
+    the status in the pages' words; scores rounded as on the pages."""
+    with app.app_context():
+        for name in ("carol", "dave"):
+            db.session.add(User(username=name, role="student", name=name.title()))
+        db.session.query(User).filter_by(username="alice").one().email = "alice@example.org"
+        db.session.commit()
+    good = add_submission(app, "alice", status="passed", content=b"a1")
+    _set(app, good, score=90.48)
+    late = add_submission(app, "bob", status="passed", content=b"b1")
+    _set(app, late, late_days=2, penalty=0.2)
+    fixed = add_submission(app, "bob", status="failed", content=b"b2")
+    _set(app, fixed, override_score=70.0, override_reason="agreed by e-mail")
+    add_submission(app, "carol", status="not_gradable", content=b"c1")
+    login(client, "prof")
+    text = client.get(f"/instructor/assignments/{A}/gradebook.csv").get_data(as_text=True)
+    rows = {r["username"]: r for r in csv.DictReader(io.StringIO(text))}
+    alice, bob, carol, dave = rows["alice"], rows["bob"], rows["carol"], rows["dave"]
+    assert alice["email"] == "alice@example.org" and alice["status"] == "passed"
+    assert alice["counted"] == "90.5" and alice["raw"] == "90.5" and alice["max_score"] == "100"
+    assert alice["days_late"] == "0" and alice["penalty_percent"] == "0.0"
+    assert alice["attempts"] == "1" and alice["override"] == ""
+    # bob: the late pass counts 68 (85 - 20 %), below his override of 70, so 70 counts
+    assert bob["counted"] == "70" and bob["override"] == "70"
+    assert bob["override_reason"] == "agreed by e-mail" and bob["status"] == "failed"
+    assert bob["attempts"] == "2" and bob["best"] == "70"
+    _set(app, fixed, override_score=None, override_reason=None)
+    text = client.get(f"/instructor/assignments/{A}/gradebook.csv").get_data(as_text=True)
+    bob = {r["username"]: r for r in csv.DictReader(io.StringIO(text))}["bob"]
+    assert bob["counted"] == "68" and bob["raw"] == "85" and bob["days_late"] == "2"
+    assert bob["penalty_percent"] == "20.0" and bob["status"] == "passed"
+    assert carol["status"] == "no valid submission" and carol["counted"] == ""
+    assert dave["status"] == "not submitted" and dave["attempts"] == "0"
+    # The page says the same words and numbers.
+    book = client.get(f"/instructor/assignments/{A}/gradebook").get_data(as_text=True)
+    assert "90.5 / 100" in book and "no valid submission" in book and "not submitted" in book
+    assert "graded" not in re.sub(r"<[^>]+>", "", book.split("<tbody>")[1])
+
+
+def test_sorting_puts_students_without_a_score_last(app: Flask, client: FlaskClient) -> None:
+    add_submission(app, "bob", status="failed", content=b"bob")
+    with app.app_context():
+        db.session.add(User(username="aaron", role="student", name="Aaron"))
+        db.session.commit()
+    login(client, "prof")
+    url = f"/instructor/assignments/{A}/gradebook"
+    for direction in ("desc", "asc"):
+        body = client.get(f"{url}?sort=best&dir={direction}").get_data(as_text=True)
+        body = body.split("<tbody>")[1]
+        assert body.index(">bob<") < body.index(">aaron<") and body.index(">bob<") < body.index(
+            ">alice<"
+        )
+    page = client.get(f"{url}?status=passed").get_data(as_text=True)  # the pages' word
+    assert ">bob<" not in page
+    assert ">bob<" in client.get(f"{url}?status=failed").get_data(as_text=True)
