@@ -3,10 +3,14 @@ trusted side from the scored predictions and the probes.
 
 Codes (stable, part of the JSON report): ``constant_predictions``,
 ``collapsed_predictions``, ``input_convention``, ``saturated_outputs``,
-``untrained``.
+``untrained``, ``wrong_class_count``, ``non_finite_outputs``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
 
 from grader.inspection.architecture import Architecture
 from grader.probes import CONVENTIONS, DESCRIPTIONS, describe_preprocessing
@@ -22,17 +26,100 @@ SATURATED = 1e4
 _INPUT_LAYERS = ("Rescaling", "Normalization")
 
 
+@dataclass(frozen=True)
+class OutputFacts:
+    """What the model's raw outputs are, before any scoring: how many scores per image,
+    how many images got NaN or infinity, and the largest finite magnitude."""
+
+    width: int
+    classes: int
+    images: int
+    non_finite: int
+    max_abs: float
+    invalid: np.ndarray  # one flag per image: scored as wrong whatever it holds
+
+    @property
+    def clean(self) -> bool:
+        """One finite score per class for every image: probes and collapse apply."""
+        return self.width == self.classes and self.non_finite == 0
+
+
+def output_facts(
+    predictions: np.ndarray, invalid_rows: np.ndarray | None, classes: int
+) -> OutputFacts:
+    """The facts about ``predictions`` (2-D, non-finite values already zeroed by the
+    sandbox's verdict, which names their rows in ``invalid_rows``)."""
+    rows, width = predictions.shape
+    bad = np.zeros(rows, bool) if invalid_rows is None else np.asarray(invalid_rows, bool)
+    invalid = bad | (width != classes)
+    return OutputFacts(
+        width=int(width),
+        classes=classes,
+        images=int(rows),
+        non_finite=int(bad.sum()),
+        max_abs=float(np.max(np.abs(predictions), initial=0.0)),
+        invalid=invalid,
+    )
+
+
+def _outputs(arch: Architecture, facts: OutputFacts) -> list[Diagnosis]:
+    """The model's outputs are not usable scores: the wrong number, or not numbers."""
+    last = arch.layers[-1] if arch.layers else None
+    where = f" (its last layer, '{last.name}', is a {last.type})" if last is not None else ""
+    if facts.width != facts.classes:
+        return [
+            Diagnosis(
+                code="wrong_class_count",
+                message=(
+                    f"Your model gives {facts.width} score{'s' if facts.width != 1 else ''} per "
+                    f"image{where}, but CIFAR-10 has {facts.classes} classes: it needs one "
+                    f"score per class, e.g. a last Dense({facts.classes}) layer. No image can "
+                    "be counted as right."
+                ),
+                evidence={
+                    "outputs": facts.width,
+                    "classes": facts.classes,
+                    "last_layer": last.name if last is not None else None,
+                },
+            )
+        ]
+    if facts.non_finite:
+        share = facts.non_finite / max(facts.images, 1)
+        return [
+            Diagnosis(
+                code="non_finite_outputs",
+                message=(
+                    f"Your model's outputs are NaN or infinite for {facts.non_finite:,} of the "
+                    f"{facts.images:,} test images ({pct(share)}); those count as wrong. Its "
+                    "weights or activations overflowed: training most likely diverged (try a "
+                    "lower learning rate), or the model was saved after it did. Check "
+                    "model.predict on a few images before saving."
+                ),
+                evidence={
+                    "images": facts.images,
+                    "non_finite_images": facts.non_finite,
+                    "share": round(share, 4),
+                },
+            )
+        ]
+    return []
+
+
 def diagnose(
     evaluation: Evaluation,
     arch: Architecture,
     metrics: Metrics,
     probes: ProbeResults | None,
     output_max: float | None = None,
+    outputs: OutputFacts | None = None,
 ) -> list[Diagnosis]:
     """The explanations for an accuracy below the minimum (none when it passed)."""
     if metrics.accuracy >= evaluation.min_accuracy:
         return []
-    found = _collapse(metrics)
+    found = _outputs(arch, outputs) if outputs is not None else []
+    if found and found[0].code == "wrong_class_count":
+        return found
+    found += _collapse(metrics)
     convention = _convention(evaluation, arch, probes)
     if convention is not None:
         found.append(convention)

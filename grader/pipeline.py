@@ -21,19 +21,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
-from grader import __version__, holdout, probes
+from grader import __version__, featuremaps, holdout, probes
 from grader.checks import fmt_shape, max_score, run_checks, score_checks
 from grader.data import TestSet, combined_images, find_test_set
-from grader.diagnosis import diagnose
+from grader.diagnosis import OutputFacts, diagnose, output_facts
 from grader.errors import ConfigurationError, NotGradable
 from grader.inspection.architecture import Architecture
 from grader.inspection.static import Inspection, inspect_model
 from grader.integrity import judge
 from grader.metrics import score_predictions
 from grader.report import (
+    CIFAR10_CLASSES,
     Diagnosis,
+    FeatureMaps,
     HoldoutResult,
     LayerInfo,
     Metrics,
@@ -176,6 +176,8 @@ class Evaluation:
     probes: ProbeResults | None = None  # never part of the grade
     output_max: float | None = None  # the largest output magnitude (saturation)
     holdout: HoldoutResult | None = None  # the instructor's second held-out set
+    outputs: OutputFacts | None = None  # output width, non-finite rows (diagnosis)
+    feature_maps: FeatureMaps | None = None  # feedback only
 
 
 class EvaluationRefused(NotGradable):
@@ -220,6 +222,7 @@ def evaluate(
         held_out, problem = holdout.prepare(block.holdout, settings.assignments_dir)
         if held_out is not None:
             images = combined_images(test_set, held_out)
+    feature = featuremaps.input_images(spec, test_set, settings)
     result = evaluator(
         model_path,
         images,
@@ -232,6 +235,7 @@ def evaluate(
         loader=inspection.loader,
         probes=requested,
         probe_images=probes.PROBE_IMAGES if requested else 0,
+        feature_images=feature.path if feature is not None else None,
     )
     evaluation = Evaluation(
         result=result,
@@ -241,6 +245,7 @@ def evaluate(
     clock = _Clock()
     try:
         _cross_check(arch, result.layers, result.total_params)
+        evaluation.feature_maps = featuremaps.render(feature, result.feature_maps, arch)
         if block is not None and test_set is not None:
             if on_phase is not None:
                 on_phase("scoring")
@@ -248,11 +253,16 @@ def evaluate(
                 assert result.predictions is not None
                 n_test = len(test_set.labels)
                 predictions = result.predictions[:n_test]
-                evaluation.metrics = score_predictions(predictions, test_set.labels)
-                evaluation.probes = probes.score_probes(
-                    result.probes, requested, predictions, test_set.labels
+                facts = output_facts(predictions, result.invalid_rows, len(CIFAR10_CLASSES))
+                evaluation.outputs = facts
+                evaluation.metrics = score_predictions(
+                    predictions, test_set.labels, invalid=None if facts.clean else facts.invalid
                 )
-                evaluation.output_max = float(np.max(np.abs(result.predictions), initial=0.0))
+                if facts.clean:  # probes of NaN or misshapen outputs would mean nothing
+                    evaluation.probes = probes.score_probes(
+                        result.probes, requested, predictions, test_set.labels
+                    )
+                evaluation.output_max = facts.max_abs
                 if block.holdout is not None:
                     evaluation.holdout = (
                         holdout.score(
@@ -292,8 +302,9 @@ def build_report(
     verdict = None
     if spec.evaluation is not None and evaluation.metrics is not None:
         found = diagnose(
-            spec.evaluation, arch, evaluation.metrics, evaluation.probes, evaluation.output_max
-        )
+            spec.evaluation, arch, evaluation.metrics, evaluation.probes, evaluation.output_max,
+            outputs=evaluation.outputs,
+        )  # fmt: skip
         verdict = judge(spec.integrity, evaluation.probes, evaluation.holdout)
         if verdict is not None and verdict.flagged and verdict.action == "zero":
             total, passed = 0.0, False
@@ -310,6 +321,7 @@ def build_report(
         probes=evaluation.probes,
         diagnosis=found,
         integrity=verdict,
+        feature_maps=evaluation.feature_maps,
         timings=dict(evaluation.timings if timings is None else timings),
         file_sha256=file_sha256,
         device=evaluation.result.device,

@@ -91,6 +91,14 @@ def render_text(report: Report, model_name: str, title: str = "") -> str:
     if verdict is not None and verdict.flagged and verdict.action == "zero":
         lines += ["", f"Generalisation check: score set to 0. {verdict.message}"]
 
+    maps = report.feature_maps
+    if maps is not None and maps.layers:
+        lines += ["", f"Feature maps (on the web page; {maps.source}): output W×H×C"]
+        lines += [
+            f"  {layer.name} ({layer.type}): {layer.shape[1]}×{layer.shape[0]}×{layer.shape[2]}"
+            for layer in maps.layers
+        ]
+
     if report.score_breakdown:
         lines += ["", "Score"]
         for part in report.score_breakdown:

@@ -110,6 +110,26 @@ class IntegrityResult(BaseModel):
     holdout: HoldoutResult | None = None
 
 
+class FeatureMapLayer(BaseModel):
+    """One convolution or pooling layer's activations on each feature-map image: a PNG
+    grid of its first channels (a data URI), with the layer's real output size."""
+
+    name: str
+    type: str
+    shape: list[int]  # the layer's output (height, width, channels), as Keras gives it
+    channels_shown: int
+    tile: list[int]  # (height, width) of each channel's picture, after averaging down
+    images: list[str]  # one "data:image/png;base64,..." grid per input image
+
+
+class FeatureMaps(BaseModel):
+    """What the model's layers make of a few fixed images (feedback, never the grade)."""
+
+    source: str  # where the images come from, in words
+    inputs: list[str]  # the images as given to the model, as PNG data URIs
+    layers: list[FeatureMapLayer] = Field(default_factory=list)
+
+
 class ScorePart(BaseModel):
     group: str
     points: float
@@ -130,6 +150,7 @@ class Report(BaseModel):
     probes: ProbeResults | None = None
     diagnosis: list[Diagnosis] = Field(default_factory=list)
     integrity: IntegrityResult | None = None
+    feature_maps: FeatureMaps | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     file_sha256: str | None = None
     device: str | None = None

@@ -186,6 +186,13 @@ class Policy(_Strict):
     counts: Literal["best", "last"] = "best"
 
 
+class Feedback(_Strict):
+    """What the feedback page shows beyond the checks: ``feature_maps`` are the
+    activations of the model's convolution and pooling layers on two fixed images."""
+
+    feature_maps: bool = True
+
+
 class AssignmentSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     title: str
@@ -203,6 +210,7 @@ class AssignmentSpec(_Strict):
     integrity: Integrity = Integrity()
     rubric: Rubric = Rubric()
     policy: Policy = Policy()
+    feedback: Feedback = Feedback()
 
     @model_validator(mode="after")
     def _accuracy_needs_evaluation(self) -> AssignmentSpec:

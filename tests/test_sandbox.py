@@ -354,7 +354,9 @@ def test_garbage_model_is_not_gradable(tmp_path: Path) -> None:
     assert str(tmp_path) not in msg and "/sandbox/" not in msg
 
 
-def test_nan_predictions_are_refused(tmp_path: Path, keras_mod) -> None:
+def test_nan_predictions_come_back_flagged_and_zeroed(tmp_path: Path, keras_mod) -> None:
+    """NaN outputs are not a refusal but a diagnosis (grader.diagnosis): the verdict
+    zeroes them so nothing downstream is poisoned, and names the rows that held them."""
     keras = keras_mod
     model = keras.Sequential(
         [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)]
@@ -363,8 +365,9 @@ def test_nan_predictions_are_refused(tmp_path: Path, keras_mod) -> None:
     model.layers[-1].set_weights([np.full_like(w, np.nan), b])
     model.save(tmp_path / "nan.keras")
     np.save(tmp_path / "x.npy", np.zeros((3, 4, 4, 1), np.uint8))
-    with pytest.raises(NotGradable, match="NaN or infinite"):
-        evaluate_model(tmp_path / "nan.keras", tmp_path / "x.npy", limits=limits())
+    res = evaluate_model(tmp_path / "nan.keras", tmp_path / "x.npy", limits=limits())
+    assert res.predictions is not None and np.isfinite(res.predictions).all()
+    assert res.invalid_rows is not None and res.invalid_rows.tolist() == [True] * 3
 
 
 def test_evaluation_past_the_wall_clock_is_stopped(tiny) -> None:

@@ -325,6 +325,91 @@ def run_probe(model, name: str, images, scale, offset, batch_size: int):
     return np.concatenate(chunks)
 
 
+# Feature maps: what the convolution and pooling layers make of two fixed images. The
+# trusted side re-checks every one of these caps (grader/sandbox/verdict.py).
+FMAP_MAX_LAYERS = 16
+FMAP_MAX_CHANNELS = 8
+FMAP_MAX_SIDE = 48
+FMAP_KINDS = ("Conv", "Pooling")
+
+
+def _fmap_layer(layer) -> bool:
+    name = type(layer).__name__
+    return any(k in name for k in FMAP_KINDS) and not name.startswith("Global")
+
+
+def _shrink(y, np):
+    """First channels of a (N, H, W, C) activation, averaged down to FMAP_MAX_SIDE pixels."""
+    y = np.asarray(y, dtype=np.float32)[..., :FMAP_MAX_CHANNELS]
+    factor = -(-max(y.shape[1], y.shape[2]) // FMAP_MAX_SIDE)
+    if factor > 1:
+        h, w = y.shape[1] // factor * factor, y.shape[2] // factor * factor
+        n, c = y.shape[0], y.shape[3]
+        y = y[:, :h, :w].reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def feature_maps(model, keras, x, found: list, depth: int = 0):
+    """Run ``x`` through ``model``, keeping (layer, activation) of its convolution and pooling
+    layers in ``found``; a nested model is walked into. Returns the model's output."""
+    if isinstance(model, keras.Sequential):
+        for layer in model.layers:
+            if isinstance(layer, keras.Model) and depth < 8:
+                x = feature_maps(layer, keras, x, found, depth + 1)
+            else:
+                x = layer(x, training=False)
+                if _fmap_layer(layer) and len(found) < FMAP_MAX_LAYERS:
+                    found.append((layer, x))
+        return x
+    # A functional model: one pass returns its output, the chosen layers' outputs and what
+    # enters each nested model, which is then walked with that input.
+    wanted: list = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and depth < 8 and layer._inbound_nodes:
+            entering = layer._inbound_nodes[-1].input_tensors
+            if isinstance(entering, list | tuple):
+                entering = entering[0] if len(entering) == 1 else None
+            if entering is not None:
+                wanted.append((layer, entering))
+        elif _fmap_layer(layer):
+            wanted.append((layer, layer.output))
+    probe = keras.Model(model.inputs, [model.outputs[0], *(t for _, t in wanted)])
+    results = probe(x, training=False)
+    out, *values = results if isinstance(results, list | tuple) else [results]
+    for (layer, _), value in zip(wanted, values, strict=True):
+        if len(found) >= FMAP_MAX_LAYERS:
+            break
+        if isinstance(layer, keras.Model):
+            feature_maps(layer, keras, value, found, depth + 1)
+        else:
+            found.append((layer, value))
+    return out
+
+
+def write_feature_maps(model, keras, args, summary: dict) -> None:
+    """Feature maps of the two fixed images in ``args.fmap_images``: never the grade, so a
+    failure is only noted."""
+    import numpy as np
+
+    try:
+        x = np.load(args.fmap_images, allow_pickle=False).astype(np.float32)
+        x = x * np.float32(args.scale) + np.float32(args.offset)
+        found: list = []
+        feature_maps(model, keras, x, found)
+        manifest = []
+        for layer, y in found[:FMAP_MAX_LAYERS]:
+            y = np.asarray(y)
+            if y.ndim != 4:
+                continue
+            np.save(os.path.join(args.out, f"fmap_{len(manifest):02d}.npy"), _shrink(y, np),
+                    allow_pickle=False)  # fmt: skip
+            manifest.append({"name": layer.name, "type": type(layer).__name__,
+                             "shape": [int(d) for d in y.shape[1:]]})  # fmt: skip
+        summary["feature_maps"] = manifest
+    except Exception as exc:
+        summary["feature_map_error"] = short_reason(exc, args.model)
+
+
 def evaluate(args: argparse.Namespace, images=None, started_at: float | None = None) -> dict:
     """Load, describe, predict. ``images``: an array already mapped (the warm zygote's)."""
     timings: dict[str, float] = {}
@@ -410,6 +495,10 @@ def evaluate(args: argparse.Namespace, images=None, started_at: float | None = N
         except Exception as exc:
             summary["probe_error"] = short_reason(exc, args.model)
         timings["probes"] = time.time() - t0
+    if getattr(args, "fmap_images", None):
+        t0 = time.time()
+        write_feature_maps(model, keras, args, summary)
+        timings["feature_maps"] = time.time() - t0
     summary["timings"] = timings
     summary["started_at"] = T_START if started_at is None else started_at
     summary["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -430,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loader", choices=("keras", "tf_keras"), default="keras")
     p.add_argument("--probes", default="")
     p.add_argument("--probe-images", type=int, default=0)
+    p.add_argument("--fmap-images")
     p.add_argument("--gpu", type=int)
     p.add_argument("--landlock", action="store_true")
     p.add_argument("--write-dir", action="append", default=[])
@@ -604,6 +694,7 @@ def _job_child(req: dict, images, reply: int, libc) -> int:
         loader="keras",
         probes=str(req.get("probes", "")),
         probe_images=int(req.get("probe_images", 0)),
+        fmap_images=req.get("fmap_images") or None,
     )
     return run_evaluation(args, confine, images if preloaded else None, started_at)
 

@@ -43,6 +43,8 @@ SANDBOX_DIR = PurePosixPath("/sandbox")
 OUT_DIR = PurePosixPath("/out")
 LAUNCHER_NAME = "launcher.py"
 IMAGES_NAME = "images.npy"
+#: The two images whose feature maps are shown (uint8, the model's input size).
+FMAP_IMAGES_NAME = "fmap_images.npy"
 
 _BASE_ENV: dict[str, str] = {
     "PATH": "/usr/bin:/bin",
@@ -311,6 +313,7 @@ def launcher_args(
     loader: str = "keras",
     probes: tuple[str, ...] = (),
     probe_images: int = 0,
+    fmap_images: str | None = None,
 ) -> list[str]:
     """Arguments for ``launcher.py`` (identical in the sandbox and in trusted mode)."""
     args = [
@@ -331,6 +334,8 @@ def launcher_args(
         args += ["--loader", loader]
     if probes and probe_images > 0:
         args += ["--probes", ",".join(probes), "--probe-images", str(int(probe_images))]
+    if fmap_images is not None:
+        args += ["--fmap-images", fmap_images]
     if gpu is not None:
         args += ["--gpu", str(int(gpu))]
     # Landlock broke CUDA in the measurements, so a GPU run never enables it.

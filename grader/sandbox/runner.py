@@ -23,6 +23,7 @@ from grader.errors import NotGradable, SandboxUnavailable
 from grader.formats import EXTENSIONS
 from grader.sandbox import launcher as _launcher
 from grader.sandbox.policy import (
+    FMAP_IMAGES_NAME,
     IMAGES_NAME,
     LAUNCHER_NAME,
     NOBODY_GID,
@@ -169,12 +170,15 @@ def evaluate_model(
     loader: str = "keras",
     probes: tuple[str, ...] = (),
     probe_images: int = 0,
+    feature_images: Path | None = None,
 ) -> EvaluationResult:
     """Load ``model_path`` in the sandbox, describe it and predict ``images`` (uint8 NHWC).
 
     ``loader`` is "keras" (Keras 3) or "tf_keras" (files written by Keras 2).
     ``probes`` also predicts the first ``probe_images`` images under each named
     variant (see the launcher's ``probe_input``); they come back unscored.
+    ``feature_images`` (uint8 NHWC, a few images) get their convolution and pooling
+    activations returned, capped (``EvaluationResult.feature_maps``).
     Raises only NotGradable (the file's fault, plain words) or SandboxUnavailable.
     """
     if not trust:
@@ -184,6 +188,7 @@ def evaluate_model(
     n_images = None
     if images is not None:
         n_images = count_images(Path(images))
+    n_feature = count_images(Path(feature_images)) if feature_images is not None else 0
 
     with _private_tmp() as work:
         stage = work / "sandbox"  # visible inside as /sandbox (read-only)
@@ -199,6 +204,8 @@ def evaluate_model(
         shutil.copyfile(LAUNCHER_SOURCE, stage / LAUNCHER_NAME)
         if images is not None:
             shutil.copyfile(images, stage / IMAGES_NAME)
+        if feature_images is not None:
+            shutil.copyfile(feature_images, stage / FMAP_IMAGES_NAME)
         for f in stage.iterdir():
             f.chmod(0o444)
         stage.chmod(0o755)
@@ -216,6 +223,8 @@ def evaluate_model(
                     out_dir=str(out_dir), scale=scale, offset=offset, batch_size=batch_size,
                     gpu=gpu, landlock=True, write_dirs=write_dirs, loader=loader,
                     probes=probes, probe_images=probe_images,
+                    fmap_images=(str(root / FMAP_IMAGES_NAME)
+                                 if feature_images is not None else None),
                 ),
             ]  # fmt: skip
 
@@ -237,7 +246,7 @@ def evaluate_model(
             rc, _, err, elapsed, killed = _spawn(argv, work, limits.wall_seconds)
 
         raise_for_failure(rc, err, out, elapsed, killed, limits, scrub=[str(work)])
-        return collect(out, n_images, spawn_t, limits, gpu)
+        return collect(out, n_images, spawn_t, limits, gpu, n_feature)
 
 
 def require_sandbox() -> None:

@@ -26,6 +26,29 @@ from grader.settings import get_settings
 SUMMARY_MAX_BYTES = 16 * 1024 * 1024
 STREAM_MAX_BYTES = 4 * 1024 * 1024
 
+#: The feature-map channel's caps (the launcher keeps within them; nothing beyond is read).
+FMAP_MAX_LAYERS = 16
+FMAP_MAX_CHANNELS = 8
+FMAP_MAX_SIDE = 48
+FMAP_MAX_IMAGES = 4
+#: One layer's file: the largest array allowed, float32, plus its header.
+FMAP_FILE_MAX_BYTES = FMAP_MAX_IMAGES * FMAP_MAX_SIDE**2 * FMAP_MAX_CHANNELS * 4 + 4096
+#: All layers together.
+FMAP_TOTAL_MAX_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class FeatureMapArray:
+    """One layer's activations for the feature-map images, as the sandbox gave them:
+    ``values`` (images, height, width, channels) float32, at most FMAP_MAX_SIDE pixels a
+    side and FMAP_MAX_CHANNELS channels; ``shape`` the layer's real (height, width,
+    channels) as the sandbox reported it."""
+
+    name: str
+    type: str
+    shape: tuple[int, int, int]
+    values: np.ndarray
+
 
 @dataclass
 class EvaluationResult:
@@ -41,6 +64,10 @@ class EvaluationResult:
     device: str = "cpu"
     # Outputs for probe variants of the first images, by probe name (never scored here).
     probes: dict[str, np.ndarray] = field(default_factory=dict)
+    # Rows of ``predictions`` that held NaN or infinity (set to 0 there); None: all finite.
+    invalid_rows: np.ndarray | None = None
+    # Convolution and pooling activations of the feature-map images (feedback only).
+    feature_maps: list[FeatureMapArray] = field(default_factory=list)
 
 
 def read_capped(path: Path, limit: int = STREAM_MAX_BYTES) -> str:
@@ -221,9 +248,16 @@ def _bad(reason: str) -> NotGradable:
 
 
 def collect(
-    out: Path, n_images: int | None, spawn_t: float, limits: SandboxLimits, gpu: int | None
+    out: Path,
+    n_images: int | None,
+    spawn_t: float,
+    limits: SandboxLimits,
+    gpu: int | None,
+    n_feature_images: int = 0,
 ) -> EvaluationResult:
-    """Parse and validate everything the sandbox wrote; trust none of it."""
+    """Parse and validate everything the sandbox wrote; trust none of it.
+
+    ``n_feature_images``: how many feature-map images were given (0: none asked for)."""
     path = out / "summary.json"
     try:
         data = json.loads(_read_bounded(path, SUMMARY_MAX_BYTES).decode("utf-8"))
@@ -255,11 +289,15 @@ def collect(
     rss = data.get("peak_rss_bytes")
 
     predictions = None
+    invalid = None
     probes: dict[str, np.ndarray] = {}
     if n_images is not None:
-        predictions = _load_predictions(out / "predictions.npy", n_images, limits)
+        predictions, invalid = _load_predictions(out / "predictions.npy", n_images, limits)
         probes = _load_probes(out / "probes.npy", data.get("probes"), predictions, limits)
-    for key in ("probes",):
+    maps: list[FeatureMapArray] = []
+    if n_feature_images > 0:
+        maps = load_feature_maps(out, data.get("feature_maps"), n_feature_images)
+    for key in ("probes", "feature_maps"):
         v = raw_t.get(key)
         if isinstance(v, int | float) and math.isfinite(v):
             timings[key] = float(v)
@@ -273,6 +311,8 @@ def collect(
         peak_rss_bytes=int(rss) if _is_count(rss) else None,
         device="cpu" if gpu is None else f"gpu:{gpu}",
         probes=probes,
+        invalid_rows=invalid,
+        feature_maps=maps,
     )
 
 
@@ -306,7 +346,11 @@ def _clean_layer(r: dict) -> dict:
     }
 
 
-def _load_predictions(path: Path, n_images: int, limits: SandboxLimits) -> np.ndarray:
+def _load_predictions(
+    path: Path, n_images: int, limits: SandboxLimits
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The predictions, with non-finite values set to 0, and which rows held them (None
+    when none did): such rows are scored as wrong and explained, never trusted."""
     try:
         if path.is_symlink() or not path.is_file():
             raise _bad("no predictions were written")
@@ -324,10 +368,12 @@ def _load_predictions(path: Path, n_images: int, limits: SandboxLimits) -> np.nd
         )
     if arr.shape[0] != n_images:
         raise NotGradable(f"The model returned {arr.shape[0]} predictions for {n_images} images.")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise NotGradable("The model's predictions contain NaN or infinite values.")
-    return arr
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = arr.astype(np.float32)
+    finite = np.isfinite(arr)
+    if finite.all():
+        return arr, None
+    return np.where(finite, arr, np.float32(0)), ~finite.all(axis=1)
 
 
 MAX_PROBES = 16
@@ -359,3 +405,54 @@ def _load_probes(
     if not np.isfinite(arr).all():
         return {}
     return {name: arr[i] for i, name in enumerate(names)}
+
+
+def _fmap_entry(entry: object) -> tuple[str, str, tuple[int, int, int]] | None:
+    """A manifest entry's name, type and real (height, width, channels), or None."""
+    if not isinstance(entry, dict):
+        return None
+    name, kind, shape = entry.get("name"), entry.get("type"), entry.get("shape")
+    if not isinstance(name, str) or not isinstance(kind, str) or not 0 < len(name) <= 200:
+        return None
+    if not 0 < len(kind) <= 64 or not isinstance(shape, list) or len(shape) != 3:
+        return None
+    if not all(_is_count(d) and 0 < d <= 1_000_000 for d in shape):
+        return None
+    return name, kind, (shape[0], shape[1], shape[2])
+
+
+def load_feature_maps(out: Path, manifest: object, n_images: int) -> list[FeatureMapArray]:
+    """The feature maps the sandbox wrote, each re-checked against the caps; like the
+    probes they are feedback, never the grade, so anything wrong (a malformed manifest, a
+    link, a file or array over its cap, another dtype or shape, a non-finite value) is
+    dropped, and nothing past FMAP_TOTAL_MAX_BYTES is read. File names are the trusted
+    side's (``fmap_00.npy`` ...), never taken from the manifest."""
+    if not isinstance(manifest, list) or not 0 < n_images <= FMAP_MAX_IMAGES:
+        return []
+    found: list[FeatureMapArray] = []
+    total = 0
+    for i, entry in enumerate(manifest[:FMAP_MAX_LAYERS]):
+        described = _fmap_entry(entry)
+        if described is None:
+            continue
+        name, kind, (height, width, channels) = described
+        try:
+            arr = _load_npy(out / f"fmap_{i:02d}.npy", FMAP_FILE_MAX_BYTES)
+        except (OSError, ValueError, EOFError, MemoryError):
+            continue
+        if (
+            not isinstance(arr, np.ndarray)
+            or arr.dtype not in (np.dtype("<f4"), np.dtype("<f2"))
+            or arr.ndim != 4
+            or arr.shape[0] != n_images
+            or not 0 < arr.shape[1] <= min(height, FMAP_MAX_SIDE)
+            or not 0 < arr.shape[2] <= min(width, FMAP_MAX_SIDE)
+            or not 0 < arr.shape[3] <= min(channels, FMAP_MAX_CHANNELS)
+            or total + arr.nbytes > FMAP_TOTAL_MAX_BYTES
+        ):
+            continue
+        if not np.isfinite(arr).all():
+            continue
+        total += arr.nbytes
+        found.append(FeatureMapArray(name, kind, (height, width, channels), arr.astype(np.float32)))
+    return found

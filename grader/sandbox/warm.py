@@ -43,6 +43,7 @@ from types import TracebackType
 
 from grader.errors import NotGradable
 from grader.sandbox.policy import (
+    FMAP_IMAGES_NAME,
     IMAGES_NAME,
     LAUNCHER_NAME,
     NOBODY_GID,
@@ -208,12 +209,17 @@ class _Zygote:
 
     # ----------------------------------------------------------------- jobs
     def new_job(
-        self, model_path: Path | None, suffix: str, images: Path | None = None
+        self,
+        model_path: Path | None,
+        suffix: str,
+        images: Path | None = None,
+        feature_images: Path | None = None,
     ) -> tuple[Path, dict]:
         """A fresh job folder: the model (read-only) plus out/ and tmp/ for uid 65534.
 
         ``images`` that are not the zygote's own test set are copied in (like the cold
         path does); the zygote's are already mapped and shared by every job.
+        ``feature_images`` (the few images whose feature maps are shown) are copied in.
         """
         token = secrets.token_hex(8)
         job = self.jobs / token
@@ -236,6 +242,10 @@ class _Zygote:
                 shutil.copyfile(images, job / IMAGES_NAME)
                 (job / IMAGES_NAME).chmod(0o444)
                 req["images"] = str(inside / IMAGES_NAME)
+        if feature_images is not None:
+            shutil.copyfile(feature_images, job / FMAP_IMAGES_NAME)
+            (job / FMAP_IMAGES_NAME).chmod(0o444)
+            req["fmap_images"] = str(inside / FMAP_IMAGES_NAME)
         for name in ("out", "tmp"):
             (job / name).mkdir(mode=0o700)
             os.chown(job / name, NOBODY_UID, NOBODY_GID)
@@ -476,12 +486,14 @@ class WarmEvaluator:
         loader: str = "keras",
         probes: tuple[str, ...] = (),
         probe_images: int = 0,
+        feature_images: Path | None = None,
     ) -> EvaluationResult:
         """Same contract as :func:`grader.sandbox.evaluate_model`, on the warm path
         (the zygote holds Keras 3: a Keras 2 file takes a cold sandbox)."""
         cold = dict(
             scale=scale, offset=offset, limits=limits, trust=trust, gpu=gpu, batch_size=batch_size,
             loader=loader, probes=probes, probe_images=probe_images,
+            feature_images=feature_images,
         )  # fmt: skip
         if trust or gpu is not None or self._warm_refused or loader != "keras":
             self.stats["cold_jobs"] += 1
@@ -490,6 +502,7 @@ class WarmEvaluator:
         model_path = Path(model_path)
         suffix = model_suffix(model_path)
         n_images = count_images(Path(images)) if images is not None else None
+        n_feature = count_images(Path(feature_images)) if feature_images is not None else 0
         req = {
             "op": "evaluate",
             "scale": float(scale),
@@ -512,7 +525,12 @@ class WarmEvaluator:
                 if self._warm_refused:
                     self.stats["cold_jobs"] += 1
                     return evaluate_model(model_path, images, **cold)  # type: ignore[arg-type]
-                job, paths = z.new_job(model_path, suffix, Path(images) if images else None)
+                job, paths = z.new_job(
+                    model_path,
+                    suffix,
+                    Path(images) if images else None,
+                    Path(feature_images) if feature_images else None,
+                )
                 try:
                     try:
                         res = z.run({**req, **paths}, job, limits.wall_seconds)
@@ -529,7 +547,7 @@ class WarmEvaluator:
                     raise_for_failure(
                         res.rc, err, res.out, res.elapsed, res.killed, limits, scrub=scrub
                     )
-                    return collect(res.out, n_images, res.spawn_t, limits, None)
+                    return collect(res.out, n_images, res.spawn_t, limits, None, n_feature)
                 finally:
                     shutil.rmtree(job, ignore_errors=True)
         raise NotGradable("Evaluation stopped unexpectedly (the sandbox ended).")
