@@ -44,7 +44,12 @@ SERVER_COMMANDS = {
     "queue": "serve:queue_cmd",
 }
 #: Sub-commands the web extras add to a group: ``grader assignments import``.
-SERVER_SUBCOMMANDS = {"assignments": {"import": "admin:import_assignments"}}
+SERVER_SUBCOMMANDS = {
+    "assignments": {
+        "import": "admin:import_assignments",
+        "diff": "assignments:assignments_diff",
+    }
+}
 
 
 def web_extras() -> bool:

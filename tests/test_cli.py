@@ -83,7 +83,7 @@ def test_assignments_list_and_show() -> None:
     listed = run("assignments", "list")
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines()] == [
-        "day096-conv2d", "day096-separable", "day097-cifar10",
+        "day096-conv2d", "day096-separable", "day096-strides-padding", "day097-cifar10",
     ]  # fmt: skip
     shown = run("assignments", "show", "day097-cifar10")
     assert shown.returncode == 0 and "min_accuracy: 0.7" in shown.stdout

@@ -21,7 +21,7 @@ def test_every_command_resolves_to_a_click_command() -> None:
         assert isinstance(cli_module.cli.get_command(ctx, name), click.Command), name
     assignments = cli_module.cli.get_command(ctx, "assignments")
     assert isinstance(assignments, click.Group)
-    assert set(assignments.commands) == {"list", "show", "import"}
+    assert set(assignments.commands) == {"list", "show", "new", "import", "diff"}
 
 
 def test_help_and_check_import_no_server_framework() -> None:

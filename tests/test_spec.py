@@ -19,7 +19,7 @@ input_shape: [32, 32, 3]
 
 def test_shipped_specs_load_and_are_faithful_to_the_course() -> None:
     ids = [s.id for s in list_specs(ASSIGNMENTS)]
-    assert ids == ["day096-conv2d", "day096-separable", "day097-cifar10"]
+    assert ids == ["day096-conv2d", "day096-separable", "day096-strides-padding", "day097-cifar10"]
 
     conv = shipped_spec("day096-conv2d")
     assert [(x.type, x.filters, x.output_shape, x.params) for x in conv.layers] == [

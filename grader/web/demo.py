@@ -45,6 +45,7 @@ ACCOUNTS = (
     ("bob", "student", "Bob (demo)"),
 )
 CONV2D, SEPARABLE = "day096-conv2d", "day096-separable"
+STRIDES = "day096-strides-padding"
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,8 @@ class DemoInfo:
             "  2. Build a model of your own:  python examples/day096_separable.py",
             f'     then, as alice, open "{separable}" and upload',
             "     day096_separable.keras; its feedback page shows the grade when done.",
+            f'     The same for "{titles.get(STRIDES, STRIDES)}" (strides, padding,',
+            "     depth_multiplier):  python examples/day096_strides_padding.py",
             "  3. Log in as bob to see a failed layer check and a refused file.",
             f"  4. Log in as instructor: dashboard, gradebook and regrades at {base}instructor/",
             rule,

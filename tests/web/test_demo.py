@@ -68,7 +68,9 @@ def test_seeding_creates_the_demo_course(seeded: Seeded) -> None:
         users = {u.username: u.role for u in db.session.scalars(select(User))}
         assert users == {"instructor": "instructor", "alice": "student", "bob": "student"}
         assignments = set(db.session.scalars(select(Assignment.id)))
-        assert assignments == {"day096-conv2d", "day096-separable", "day097-cifar10"}
+        assert assignments == {
+            "day096-conv2d", "day096-separable", "day096-strides-padding", "day097-cifar10",
+        }  # fmt: skip
         subs = {
             (s.user.username, s.assignment_id): s
             for s in db.session.scalars(select(Submission).order_by(Submission.id))
@@ -203,9 +205,9 @@ def test_seed_twice_on_every_backend(empty_app: Flask, monkeypatch: pytest.Monke
     monkeypatch.setattr(demo, "grade_inline", fake_grading)
     first = seed_demo(empty_app, echo=None)
     assert [s.status for s in first.submissions] == ["passed", "failed", "not_gradable"]
-    assert len(first.created) == 3 + 3 + 3
+    assert len(first.created) == 3 + 4 + 3
     counts = _counts(empty_app)
-    assert counts["User"] == counts["Assignment"] == counts["Submission"] == 3
+    assert counts["User"] == counts["Submission"] == 3 and counts["Assignment"] == 4
     second = seed_demo(empty_app, echo=None)
     assert second.created == [] and _counts(empty_app) == counts
     assert second.accounts == first.accounts and second.submissions == first.submissions

@@ -54,7 +54,7 @@ def test_admin_commands(cli: click.Group, app: Flask, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["import-roster", str(roster), "--base-url", "https://g.example"])
     assert result.exit_code == 0 and "https://g.example/welcome/" in result.output
     result = runner.invoke(cli, ["assignments", "import", str(ASSIGNMENTS)])
-    assert result.exit_code == 0 and result.output.count("unchanged") == 3
+    assert result.exit_code == 0 and result.output.count("unchanged") == 4
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: bad\ntitle: x\n")
     result = runner.invoke(cli, ["assignments", "import", str(bad)])
@@ -67,7 +67,7 @@ def test_admin_commands(cli: click.Group, app: Flask, tmp_path: Path) -> None:
     with app.app_context():
         assert db.session.query(User).filter_by(username="ta1").one().is_instructor
         assert db.session.query(User).filter_by(username="zoe").one().setup_token_hash
-        assert db.session.query(Assignment).count() == 3
+        assert db.session.query(Assignment).count() == 4
 
 
 def test_regrade_command(cli: click.Group, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
