@@ -17,8 +17,10 @@ DASH = "–"  # shown where there is no value
 def number(value: float | None) -> str:
     """19392 -> "19,392"; 0.5 -> "0.5"; None -> "–". Whole numbers, even as floats, read
     without decimals; others keep up to four significant decimals."""
-    if value is None or isinstance(value, bool):
-        return DASH if value is None else str(value)
+    if value is None:
+        return DASH
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if float(value).is_integer():
@@ -104,21 +106,21 @@ def timing_rows(timings: Mapping[str, float], predicted: bool = True) -> list[tu
 def _pair(value: Any) -> str:
     """3 or [3, 3] -> "3×3"; [2, 1] -> "2×1"."""
     if isinstance(value, Sequence) and not isinstance(value, str):
-        return "×".join(str(v) for v in value)
-    return f"{value}×{value}"
+        return "×".join(check_value(v) for v in value)
+    return f"{value}×{value}" if isinstance(value, int) else check_value(value)
 
 
 def _stride(value: Any) -> str:
     if isinstance(value, Sequence) and not isinstance(value, str):
         values = list(value)
         if values and all(v == values[0] for v in values):
-            return f"stride {values[0]}"
-        return "stride " + "×".join(str(v) for v in values)
-    return f"stride {value}"
+            return f"stride {check_value(values[0])}"
+        return "stride " + "×".join(check_value(v) for v in values)
+    return f"stride {check_value(value)}"
 
 
 def _plural(n: Any, word: str) -> str:
-    return f"{number(n)} {word}" + ("" if n == 1 else "s")
+    return f"{check_value(n)} {word}" + ("" if n == 1 else "s")
 
 
 _LAYER_FIELDS = {
@@ -127,10 +129,10 @@ _LAYER_FIELDS = {
     "kernel_size": _pair,
     "pool_size": lambda v: f"pool {_pair(v)}",
     "strides": _stride,
-    "padding": str,
-    "depth_multiplier": lambda v: f"depth multiplier {v}",
-    "activation": lambda v: f"{v} activation",
-    "output_shape": lambda v: f"output {v if isinstance(v, str) else shape(v)}",
+    "padding": lambda v: check_value(v),
+    "depth_multiplier": lambda v: f"depth multiplier {check_value(v)}",
+    "activation": lambda v: f"{check_value(v)} activation",
+    "output_shape": lambda v: f"output {check_value(v)}",
     "params": lambda v: _plural(v, "parameter"),
 }
 
@@ -147,12 +149,13 @@ def check_value(value: Any) -> str:
     if isinstance(value, int | float):
         return number(value)
     if isinstance(value, Mapping):
-        parts = [str(value["type"])] if "type" in value else []
+        parts = [check_value(value["type"])] if "type" in value else []
         for key, item in value.items():
             if key == "type" or item is None:
                 continue
             describe = _LAYER_FIELDS.get(key)
-            parts.append(describe(item) if describe else f"{key.replace('_', ' ')} {item}")
+            words = key.replace("_", " ")
+            parts.append(describe(item) if describe else f"{words} {check_value(item)}")
         return ", ".join(parts)
     if isinstance(value, Sequence) and not isinstance(value, str):
         if all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in value):

@@ -190,3 +190,86 @@ def test_late_submission_score_and_best_or_last(app: Flask) -> None:
             subs, parse_spec("id: x\ntitle: X\ninput_shape: [1]\npolicy: {counts: last}\n")
         )
         assert last.counted == 40.0 and not last.late
+
+
+def _reimport(app: Flask, policy: str) -> None:
+    """day096-conv2d again, with another policy block."""
+    from webutil import ASSIGNMENTS
+
+    from grader.service.specs import import_spec
+
+    text = (ASSIGNMENTS / f"{A}.yaml").read_text()
+    text = text.split("\npolicy:")[0] + "\npolicy:\n" + policy
+    with app.app_context():
+        import_spec(text, f"{A}.yaml")
+
+
+def test_upload_form_warns_before_a_late_upload(app: Flask, client: FlaskClient) -> None:
+    deadline = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1, hours=2)).replace(microsecond=0)
+    _reimport(app, f"  deadline: {deadline.isoformat()}\n  late_penalty_per_day: 0.1\n")
+    login(client, "alice")
+    page = client.get(f"/assignments/{A}").get_data(as_text=True)
+    assert 'id="late-warning"' in page
+    assert "an upload now is 2 days late and loses 20.0 % of its score" in page
+    assert deadline.strftime("%Y-%m-%d %H:%M UTC") in page and "(26 h ago)" in page
+    assert "Upload late and grade" in page
+    cards = client.get("/").get_data(as_text=True)
+    assert "overdue" in cards
+    # The instructor's page shows the deadline and the policy.
+    client.post("/logout")
+    login(client, "prof")
+    board = client.get(f"/instructor/assignments/{A}").get_data(as_text=True)
+    policy = board.split('id="policy"')[1].split("</dl>")[0]
+    assert deadline.strftime("%Y-%m-%d %H:%M UTC") in policy
+    assert "10.0 % per started day late, at most 100.0 %" in policy and "best" in policy
+
+
+def test_at_the_cap_the_form_says_why_and_when_it_reopens(app: Flask, client: FlaskClient) -> None:
+    _reimport(app, "  submissions_per_day: 1\n")
+    login(client, "alice")
+    assert upload(client, b"PK\x03\x04 one").status_code == 302
+    page = client.get(f"/assignments/{A}").get_data(as_text=True)
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y-%m-%d 00:00 UTC")
+    reason = page.split('id="cap-reason"')[1].split("</p>")[0]
+    assert "used all 1 submissions for today" in reason and tomorrow in reason
+    assert 'disabled aria-describedby="cap-reason"' in page
+
+
+def test_feedback_page_reads_as_text_with_one_notation(app: Flask, client: FlaskClient) -> None:
+    """Check cells without reprs, counts with separators, shapes in one notation, human
+    phase names, no "predict" when nothing was predicted, "8 bytes" not "0.0 KiB"."""
+    sid = add_submission(app, "alice", assignment=A, content=b"8 bytes!")
+    with app.app_context():
+        sub = db.session.get(Submission, sid)
+        report = dict(sub.result.report)
+        report["checks"] = [
+            {"name": "Layer 1: Conv2D", "group": "architecture", "passed": False,
+             "expected": {"type": "Conv2D", "filters": 32, "kernel_size": [3, 3],
+                          "strides": [1, 1], "padding": "valid"},
+             "actual": {"type": "Conv2D", "filters": 16, "kernel_size": [3, 3],
+                        "strides": [1, 1], "padding": "valid"}, "message": "16 filters"},
+            {"name": "Total parameters", "group": "parameters", "passed": False,
+             "expected": "exactly 19,392", "actual": 121642, "message": ""},
+        ]  # fmt: skip
+        report["model"]["layers"][0].update(output_shape=[None, 222, 222, 32], params=19392)
+        report["metrics"] = None
+        report["timings"] = {"inspect": 0.05, "sandbox_start": 0.31, "import": 2.5,
+                             "load": 0.2, "predict": 0.0}  # fmt: skip
+        sub.result.report = report
+        db.session.commit()
+    login(client, "alice")
+    page = client.get(f"/submissions/{sid}").get_data(as_text=True)
+    assert "Conv2D, 32 filters, 3×3, stride 1, valid" in page
+    assert "Conv2D, 16 filters, 3×3, stride 1, valid" in page
+    assert "{&#39;type&#39;" not in page and "{'type'" not in page
+    assert "121,642" in page and "19,392" in page and "(None, 222, 222, 32)" in page
+    assert "[None, 222" not in page
+    assert "starting the sandbox" in page and "sandbox_start" not in page
+    assert "predicting the test images" not in page
+    assert "8 bytes" in page and "KiB" not in page
+    assert 'aria-live="polite"' in page and 'href="#content"' in page
+
+
+def test_favicon_is_served(client: FlaskClient) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
