@@ -73,6 +73,30 @@ def variants(tmp_path_factory: pytest.TempPathFactory, subset: data.TestSet) -> 
     files["constant"] = out / "constant.keras"
     constant.save(files["constant"])
 
+    # Five outputs where CIFAR-10 has ten: the trained body with the wrong head.
+    body = trained.layers[-2].output
+    five = keras.Model(trained.inputs, keras.layers.Dense(5, name="head")(body))
+    files["five_classes"] = out / "five_classes.keras"
+    five.save(files["five_classes"])
+
+    # Diverged training: the last layer's weights are NaN, so every output is.
+    diverged = keras.models.clone_model(trained)
+    diverged.set_weights(trained.get_weights())
+    kernel, bias = diverged.layers[-1].get_weights()
+    diverged.layers[-1].set_weights([np.full_like(kernel, np.nan), bias])
+    files["nan"] = out / "nan.keras"
+    diverged.save(files["nan"])
+
+    # Overflow on bright images only: outputs are +inf where the pixel sum is large.
+    overflow = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10, name="hot")]
+    )
+    overflow.get_layer("hot").set_weights(
+        [np.full((3072, 10), 2.5e35, np.float32), np.zeros(10, np.float32)]
+    )
+    files["overflow"] = out / "overflow.keras"
+    overflow.save(files["overflow"])
+
     # Memorised: a nearest-neighbour lookup of the first 300 test images in Dense weights.
     images = subset.images()[:300].reshape(300, -1).astype(np.float32) / 255
     labels = subset.labels[:300].astype(np.int64)
@@ -178,3 +202,47 @@ def test_the_cli_text_says_why(variants: dict, subset: Subset) -> None:
 
     text = render_text(_grade(variants["constant"], subset), "constant.keras")
     assert "Why the accuracy is low" in text and "predicts 'ship'" in text
+
+
+def test_wrong_number_of_classes_is_a_failed_grade_that_says_so(
+    variants: dict, subset: Subset
+) -> None:
+    report = _grade(variants["five_classes"], subset)
+    assert report.status == "failed" and report.reason is None  # graded, not refused
+    assert _codes(report) == ["wrong_class_count"]
+    found = report.diagnosis[0]
+    assert found.evidence == {"outputs": 5, "classes": 10, "last_layer": "head"}
+    assert "gives 5 scores per image (its last layer, 'head', is a Dense)" in found.message
+    assert report.metrics is not None and report.metrics.accuracy == 0.0
+    assert sum(map(sum, report.metrics.confusion_matrix)) == 0
+    assert report.probes is None  # probes of five scores would mean nothing
+    output_check = next(c for c in report.checks if c.name == "Output shape")
+    assert not output_check.passed
+
+
+def test_nan_outputs_are_a_failed_grade_that_says_so(variants: dict, subset: Subset) -> None:
+    report = _grade(variants["nan"], subset)
+    assert report.status == "failed" and report.reason is None
+    assert _codes(report) == ["non_finite_outputs"]
+    assert report.diagnosis[0].evidence == {"images": N, "non_finite_images": N, "share": 1.0}
+    assert report.metrics is not None and report.metrics.accuracy == 0.0
+    assert report.probes is None
+
+
+def test_outputs_that_overflow_on_some_images_count_those_as_wrong(
+    variants: dict, subset: Subset
+) -> None:
+    import json
+
+    report = _grade(variants["overflow"], subset)
+    assert report.status == "failed"
+    found = {d.code: d for d in report.diagnosis}
+    evidence = found["non_finite_outputs"].evidence
+    assert 0 < evidence["non_finite_images"] < N
+    # Rows with infinity are wrong; the finite ones all say class 0 (equal scores).
+    bright = (subset.images().reshape(N, -1).astype(np.float64) / 255).sum(axis=1) * 2.5e35
+    finite = bright < np.finfo(np.float32).max * 0.99
+    expected = np.mean(finite & (subset.labels == 0))
+    assert report.metrics is not None
+    assert abs(report.metrics.accuracy - expected) <= 5 / N  # float32 rounding at the edge
+    json.dumps(report.model_dump(mode="json"), allow_nan=False)  # nothing non-finite left
