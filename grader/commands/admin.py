@@ -74,12 +74,18 @@ def create_user(
 
 @click.command("import-roster")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--base-url", default="http://127.0.0.1:5000", help="For the one-time links.")
-def import_roster_cmd(csv_file: Path, base_url: str) -> None:
+@click.option(
+    "--base-url",
+    help="The server's address in the one-time links (default: GRADER_PUBLIC_URL, else "
+    "GRADER_SERVER).",
+)
+def import_roster_cmd(csv_file: Path, base_url: str | None) -> None:
     """Create student accounts from a CSV (username[,name,email,password])."""
     from grader.web.gradebook import RosterError, import_roster
 
     app = web_app()
+    settings = app.config["GRADER_SETTINGS"]
+    base_url = base_url or settings.public_url or settings.server
     with app.app_context():
         try:
             results = import_roster(csv_file.read_text(encoding="utf-8-sig"))

@@ -114,6 +114,28 @@ def gradebook_csv(assignment: Assignment) -> str:
     return csv_text(CSV_HEADER, (csv_cells(row) for row in gradebook(assignment)))
 
 
+def links_csv(results: list[dict[str, str]]) -> str:
+    """The one-time links of a roster import or a re-issue, for a mail merge."""
+    rows = [(r["username"], r.get("name", ""), r.get("email", ""), r["link"])
+            for r in results if r.get("link")]  # fmt: skip
+    return csv_text(["username", "name", "email", "link"], rows)
+
+
+def reissue_links(users: list[User], actor: User | None = None) -> list[dict[str, str]]:
+    """New one-time set-up links for students who have not set a password yet (an old
+    link stops working); students who have are skipped."""
+    results = []
+    for user in users:
+        if user.password_hash or user.role != "student":
+            continue
+        results.append({"username": user.username, "name": user.name or "",
+                        "email": user.email or "", "action": "new link",
+                        "token": user.new_setup_token()})  # fmt: skip
+    audit(actor, "roster_links", count=len(results), users=[r["username"] for r in results])
+    db.session.commit()
+    return results
+
+
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
 
 
@@ -132,7 +154,12 @@ def import_roster(text: str, actor: User | None = None) -> list[dict[str, str]]:
         raise RosterError("The roster needs a 'username' column.")
     results = []
     for line, raw in enumerate(reader, start=2):
-        record = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        # Cells beyond the header come as a list under the key None: not a column.
+        record = {
+            (k or "").strip().lower(): (v or "").strip()
+            for k, v in raw.items()
+            if k is not None and not isinstance(v, list)
+        }
         username = record.get("username", "")
         if not _USERNAME.match(username):
             raise RosterError(f"line {line}: invalid username {username!r}")
@@ -149,8 +176,9 @@ def import_roster(text: str, actor: User | None = None) -> list[dict[str, str]]:
         if record.get("password"):
             user.set_password(record["password"])
             outcome["password"] = "set from roster"
-        elif outcome["action"] == "created":
-            outcome["token"] = user.new_setup_token()
+        elif outcome["action"] == "created" or not user.password_hash:
+            outcome["token"] = user.new_setup_token()  # a new link for the not yet active
+        outcome.update(name=user.name, email=user.email or "")
         results.append(outcome)
     audit(actor, "roster_import", count=len(results))
     db.session.commit()

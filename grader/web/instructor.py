@@ -15,7 +15,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from grader.data import test_set_available
 from grader.errors import ConfigurationError
@@ -35,7 +35,14 @@ from grader.web.forms import (
     RosterForm,
     SpecUploadForm,
 )
-from grader.web.gradebook import RosterError, gradebook, gradebook_csv, import_roster
+from grader.web.gradebook import (
+    RosterError,
+    gradebook,
+    gradebook_csv,
+    import_roster,
+    links_csv,
+    reissue_links,
+)
 
 bp = Blueprint("instructor", __name__, url_prefix="/instructor")
 
@@ -288,7 +295,47 @@ def roster() -> str | Response:
         db.session.rollback()
         flash(f"Roster not imported: {exc}", "error")
         return redirect(url_for("instructor.index"))
+    return _show_links(results)
+
+
+def _show_links(results: list[dict[str, str]]) -> str:
+    """The one-time links, shown once: as a table and as a CSV to download."""
     for result in results:
         if "token" in result:
             result["link"] = url_for("auth.welcome", token=result["token"], _external=True)
-    return render_template("instructor/roster_result.html", results=results)
+    return render_template("instructor/roster_result.html", results=results,
+                           links_csv=links_csv(results))  # fmt: skip
+
+
+@bp.get("/students")
+@instructor_required
+def students() -> str:
+    """The roster: who has activated their account, who has submitted, and new links
+    for those who have not activated."""
+    users = db.session.scalars(
+        select(User).where(User.role == "student").order_by(User.username)
+    ).all()
+    counts = dict(
+        db.session.execute(
+            select(Submission.user_id, func.count(Submission.id)).group_by(Submission.user_id)
+        ).all()
+    )
+    return render_template("instructor/students.html", users=users, counts=counts, form=EmptyForm())
+
+
+@bp.post("/students/links")
+@instructor_required
+def reissue() -> str:
+    """New one-time links: for one student (``user``) or for everyone not yet active."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    query = select(User).where(User.role == "student", User.password_hash.is_(None))
+    one = request.form.get("user", "")
+    if one:
+        if not one.isdigit() or not 0 < int(one) <= MAX_ID:
+            abort(404)
+        query = query.where(User.id == int(one))
+    results = reissue_links(list(db.session.scalars(query.order_by(User.username))), current_user)
+    if not results:
+        flash("Every student has activated their account: no link to send.", "ok")
+    return _show_links(results)
