@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from grader import units
+
 #: The defaults and variables of Settings.server / Settings.token (grader/settings.py),
 #: repeated here so that the client does not load pydantic for ``grader --help``.
 SERVER_ENV, TOKEN_ENV, DEFAULT_SERVER = "GRADER_SERVER", "GRADER_TOKEN", "http://127.0.0.1:5000"
@@ -30,8 +32,10 @@ def _client_options(f: Any) -> Any:
 
 def _request(
     server: str, token: str | None, path: str, *, body: bytes | None = None,
-    content_type: str | None = None,
+    content_type: str | None = None, not_found: str | None = None,
 ) -> Any:  # fmt: skip
+    """The API's JSON answer; an HTTP error ends the command with the server's JSON
+    message, or on 404 with ``not_found`` (what was not there, in words)."""
     if not token:
         raise click.ClickException(f"No token: pass --token or set {TOKEN_ENV}.")
     url = server.rstrip("/") + "/api/v1" + path
@@ -48,6 +52,8 @@ def _request(
             message = json.loads(exc.read()).get("message") or exc.reason
         except (ValueError, AttributeError):
             message = exc.reason
+        if exc.code == 404 and not_found:
+            message = not_found
         raise click.ClickException(f"{exc.code}: {message}") from None
     except urllib.error.URLError as exc:
         raise click.ClickException(f"Cannot reach {server}: {exc.reason}") from None
@@ -72,7 +78,7 @@ def _show(sub: dict[str, Any]) -> None:
     if sub.get("queue_position") is not None:
         line += f", position {sub['queue_position']} in the queue"
     if score is not None:
-        line += f", score {score}/{sub.get('max_score')}"
+        line += f", score {units.score_of(score, sub.get('max_score'))}"
     if sub.get("reason"):
         line += f" ({sub['reason']})"
     click.echo(line)
@@ -87,7 +93,8 @@ def submit(model: Path, assignment_id: str, wait: bool, server: str, token: str 
     """Upload a model file to a grading server."""
     body, ctype = _multipart("model", model)
     sub = _request(server, token, f"/assignments/{assignment_id}/submissions", body=body,
-                   content_type=ctype)  # fmt: skip
+                   content_type=ctype,
+                   not_found=f"no assignment {assignment_id!r} open on {server}")  # fmt: skip
     _show(sub)
     deadline = time.monotonic() + 900
     while wait and not sub.get("finished") and time.monotonic() < deadline:
@@ -109,7 +116,8 @@ def status(submission_id: int | None, assignment_id: str | None, server: str,
            token: str | None) -> None:  # fmt: skip
     """Show your submissions (or one) on a grading server."""
     if submission_id is not None:
-        _show(_request(server, token, f"/submissions/{submission_id}"))
+        missing = f"no submission #{submission_id} of yours on {server}"
+        _show(_request(server, token, f"/submissions/{submission_id}", not_found=missing))
         return
     path = "/submissions"
     if assignment_id:
