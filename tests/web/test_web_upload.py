@@ -273,3 +273,15 @@ def test_feedback_page_reads_as_text_with_one_notation(app: Flask, client: Flask
 def test_favicon_is_served(client: FlaskClient) -> None:
     response = client.get("/favicon.ico")
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+
+
+def test_a_refused_file_shows_where_it_stopped(app: Flask, client: FlaskClient) -> None:
+    sid = add_submission(app, "alice", status="not_gradable")  # refused at inspection
+    login(client, "alice")
+    steps = client.get(f"/submissions/{sid}/status").get_data(as_text=True)
+    assert '<span class="step stopped">inspecting' in steps
+    assert '<span class="step skipped">evaluating' in steps  # never reached, not "done"
+    assert 'step done">evaluating' not in steps and "refused" in steps
+    graded = add_submission(app, "alice", content=b"graded")
+    steps = client.get(f"/submissions/{graded}/status").get_data(as_text=True)
+    assert '<span class="step done">evaluating' in steps and "stopped" not in steps
