@@ -116,7 +116,7 @@ def spec_data(arch: Architecture, options: Options) -> dict[str, Any]:
         )
     evaluated = options.min_accuracy is not None
     if options.target_accuracy is not None and not evaluated:
-        raise AuthoringError("--target-accuracy needs --min-accuracy (a CIFAR-10 assignment)")
+        raise AuthoringError("a target accuracy needs a minimum accuracy (a CIFAR-10 assignment)")
     if evaluated:
         _require_cifar10(arch)
     data: dict[str, Any] = {

@@ -99,9 +99,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _configure(app, config)
     _init_service(app)
     _init_extensions(app)
-    from grader.web import api, auth, instructor, student
+    from grader.web import api, auth, authoring, instructor, student
 
-    for blueprint in (auth.bp, student.bp, instructor.bp, api.bp):
+    for blueprint in (auth.bp, student.bp, instructor.bp, authoring.bp, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)
     app.add_url_rule("/healthz", "healthz", healthz)
