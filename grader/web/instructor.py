@@ -23,7 +23,7 @@ from grader.service import copies
 from grader.service.context import settings
 from grader.service.db import db
 from grader.service.models import Assignment, AuditLog, Submission, User
-from grader.service.policy import STANDING_LABELS, standing_from
+from grader.service.policy import STANDING_LABELS, late_penalty, standing_from
 from grader.service.specs import current_spec, import_spec
 from grader.service.submissions import clear_override, override, queue_counts, regrade
 from grader.web import charts
@@ -120,6 +120,8 @@ def dashboard(assignment_id: str) -> str:
         diagnoses=sorted(diagnoses.items(), key=lambda kv: -kv[1]),
         queue=queue_counts(),
         chart_data=chart_data,
+        stale=len(_stale_penalties(item)),
+        empty_form=EmptyForm(),
         recent=db.session.scalars(
             select(Submission)
             .where(Submission.assignment_id == item.id)
@@ -153,6 +155,28 @@ def student_page(user_id: int) -> str:
             {"assignment": item, "spec": spec, "subs": mine, "standing": standing_from(mine, spec)}
         )
     return render_template("instructor/student.html", student=user, sections=sections)
+
+
+def _stale_penalties(item: Assignment) -> list[Submission]:
+    """Submissions whose stored late penalty is not what the current spec's deadline and
+    policy give (the spec changed after they were uploaded)."""
+    spec = current_spec(item)
+    subs = db.session.scalars(
+        select(Submission).where(Submission.assignment_id == item.id).order_by(Submission.id)
+    ).all()
+    return [s for s in subs if late_penalty(spec, s.created_at) != (s.late_days, s.penalty)]
+
+
+@bp.post("/assignments/<assignment_id>/regrade-stale")
+@instructor_required
+def regrade_stale(assignment_id: str) -> Response:
+    """Regrade the submissions whose penalty the current policy would set otherwise."""
+    item = _assignment(assignment_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    count = regrade(_stale_penalties(item), current_user)
+    flash(f"{count} submissions queued for regrading under the current deadline and policy.", "ok")
+    return redirect(url_for("instructor.dashboard", assignment_id=item.id))
 
 
 @bp.get("/assignments/<assignment_id>/copies")

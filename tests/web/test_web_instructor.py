@@ -315,3 +315,35 @@ def test_sorting_puts_students_without_a_score_last(app: Flask, client: FlaskCli
     page = client.get(f"{url}?status=passed").get_data(as_text=True)  # the pages' word
     assert ">bob<" not in page
     assert ">bob<" in client.get(f"{url}?status=failed").get_data(as_text=True)
+
+
+def test_a_policy_change_offers_to_regrade_the_affected(app: Flask, client: FlaskClient) -> None:
+    """Moving the deadline says how many penalties it would change and regrades them."""
+    import datetime as dt
+
+    from grader.service.specs import import_spec
+
+    assignment = "day096-conv2d"
+    on_time = add_submission(app, "alice", assignment, content=b"on time")
+    _set(app, on_time, created_at=dt.datetime(2026, 1, 10, 12, 0))
+    late = add_submission(app, "bob", assignment, content=b"late")
+    _set(app, late, created_at=dt.datetime(2026, 1, 12, 12, 0))
+    text = (ASSIGNMENTS / f"{assignment}.yaml").read_text().split("\npolicy:")[0]
+    policy = "\npolicy:\n  deadline: {}\n  late_penalty_per_day: 0.1\n"
+    with app.app_context():
+        import_spec(text + policy.format("2026-01-11T00:00:00Z"), "v2")
+    login(client, "prof")
+    page = client.get(f"/instructor/assignments/{assignment}").get_data(as_text=True)
+    assert 'id="policy-changed"' in page and "Regrade 1 submission<" in page  # bob only
+    client.post(f"/instructor/assignments/{assignment}/regrade-stale")
+    assert app.extensions["grader_executor"].submitted == [late]
+    with app.app_context():
+        assert db.session.get(Submission, late).late_days == 2  # set again from the spec
+        import_spec(text + policy.format("2026-01-20T00:00:00Z"), "v3")  # moved later
+    page = client.get(f"/instructor/assignments/{assignment}").get_data(as_text=True)
+    assert "Regrade 1 submission<" in page
+    client.post(f"/instructor/assignments/{assignment}/regrade-stale")
+    with app.app_context():
+        assert db.session.get(Submission, late).late_days == 0
+    page = client.get(f"/instructor/assignments/{assignment}").get_data(as_text=True)
+    assert 'id="policy-changed"' not in page
