@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 
 from grader.service.db import db
 from grader.service.models import ApiToken, User, hash_token, utcnow
+from grader.web.access import MAX_ID
 from grader.web.extensions import limiter
 from grader.web.forms import EmptyForm, LoginForm, SetPasswordForm, TokenForm
 
@@ -165,7 +166,7 @@ def revoke_token(token_id: int) -> Response:
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
-    token = db.session.get(ApiToken, token_id)
+    token = db.session.get(ApiToken, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or token.user_id != current_user.id:
         abort(404)
     db.session.delete(token)
