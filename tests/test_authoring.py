@@ -430,3 +430,79 @@ def test_cli_diff_shows_the_what_if_and_writes_nothing_until_publish(
 
     with course.app_context():
         assert db.session.get(Assignment, A).current_version.version == 2
+
+
+def test_what_if_reuses_the_stored_accuracy_when_the_draft_feeds_the_same_images(
+    tmp_path: Path,
+) -> None:
+    """A CIFAR-10 submission graded for real (sandbox, a small synthetic test set): a draft
+    that changes the rubric and the thresholds is scored from the stored accuracy, and
+    that prediction is what grading against the draft gives; a draft that changes the
+    preprocessing is listed as not re-scored (it would need the model run again)."""
+    import numpy as np
+    from models import cifar_cnn
+
+    from grader.data import find_test_set
+    from grader.pipeline import grade_file
+    from grader.sandbox import sandbox_status
+    from grader.service.context import storage
+    from grader.service.db import db
+    from grader.service.lifecycle import store_report
+    from grader.service.models import Assignment, User
+    from grader.service.specs import import_spec_files
+    from grader.service.submissions import record_upload
+    from grader.service.whatif import what_if
+    from grader.web import create_app
+
+    ok, why = sandbox_status()
+    if not ok:
+        pytest.skip(f"no sandbox to grade in: {why}")
+    rng = np.random.default_rng(0)
+    data = tmp_path / "test.npz"
+    np.savez(data, x=rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8),
+             y=rng.integers(0, 10, 200).astype(np.uint8))  # fmt: skip
+    settings = Settings(cifar10=data)
+    model = save(cifar_cnn(3), tmp_path / "cnn.keras")
+    spec = shipped_spec("day097-cifar10")
+    old = grade_file(model, spec, settings=settings, test_set=find_test_set(data))
+    assert old.metrics is not None
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'course.db'}",
+            "GRADER_SUBMISSIONS_DIR": str(tmp_path / "submissions"),
+            "GRADER_EXECUTOR": "none",
+            "GRADER_SETTINGS": settings,
+        }
+    )
+    base = spec.model_dump(mode="json", exclude_none=True)
+    rubric = {**base, "rubric": {"architecture": 40, "parameters": 10, "accuracy": 50,
+                                 "credit_at_min": 0.6},
+              "evaluation": {**base["evaluation"], "min_accuracy": 0.05,
+                             "target_accuracy": 0.5}}  # fmt: skip
+    scaled = {**base, "evaluation": {**base["evaluation"], "preprocessing": {"scale": 1.0}}}
+    with app.app_context():
+        db.create_all()
+        db.session.add(User(username="erin", role="student", name="Erin"))
+        db.session.commit()
+        import_spec_files([ASSIGNMENTS / "day097-cifar10.yaml"])
+        assignment = db.session.get(Assignment, "day097-cifar10")
+        user = db.session.query(User).filter_by(username="erin").one()
+        sha, size = storage().put(model.read_bytes())
+        store_report(record_upload(user, assignment, sha, size, "cnn.keras", "keras"), old)
+
+        draft = AssignmentSpec.model_validate(rubric)
+        (outcome,) = what_if(assignment, draft).outcomes
+        (listed,) = what_if(assignment, AssignmentSpec.model_validate(scaled)).outcomes
+    app.extensions["grader"].close()
+    regraded = grade_file(model, draft, settings=settings, test_set=find_test_set(data))
+    assert outcome.new_status == regraded.status
+    assert outcome.new_score == pytest.approx(regraded.score, abs=0.01)
+    assert outcome.new_score != outcome.old_score
+    assert listed.new_status == "not_rescored" and "evaluates the model differently" in (
+        listed.reason
+    )
+    assert listed.new_score == listed.old_score

@@ -44,6 +44,19 @@ def late_now(spec: AssignmentSpec) -> tuple[int, float]:
     return late_penalty(spec, utcnow())
 
 
+def audit_detail(detail: dict[str, Any] | None) -> str:
+    """An audit entry's detail in words: "85 → 99 · reason: regraded by hand"."""
+    detail = detail or {}
+    parts = []
+    if "old" in detail or "new" in detail:
+        parts.append(f"{units.score(detail.get('old'))} → {units.score(detail.get('new'))}")
+    for key, value in detail.items():
+        if key not in ("old", "new"):
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            parts.append(f"{key.replace('_', ' ')}: {shown}")
+    return " · ".join(parts)
+
+
 FILTERS = {
     "score": units.score,
     "score_of": units.score_of,
@@ -58,6 +71,7 @@ FILTERS = {
     "state_label": state_label,
     "dt": when,
     "relative": relative,
+    "audit_detail": audit_detail,
 }
 
 

@@ -277,8 +277,41 @@ def override_score(submission_id: int) -> Response:
 @bp.get("/audit")
 @instructor_required
 def audit_log() -> str:
-    entries = db.session.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(500)).all()
-    return render_template("instructor/audit.html", entries=entries)
+    """The last 500 audited actions, newest first; filtered by action, student and
+    assignment, with the student each submission belongs to."""
+    action = request.args.get("action", "")[:50]
+    student = request.args.get("student", "").strip()[:80]
+    assignment = request.args.get("assignment", "")[:64]
+    query = select(AuditLog).order_by(AuditLog.id.desc())
+    if action:
+        query = query.where(AuditLog.action == action)
+    if assignment:
+        query = query.where(AuditLog.assignment_id == assignment)
+    if student:
+        query = (
+            query.join(Submission, Submission.id == AuditLog.submission_id)
+            .join(User, User.id == Submission.user_id)
+            .where(User.username == student)
+        )
+    entries = db.session.scalars(query.limit(500)).all()
+    ids = {e.submission_id for e in entries if e.submission_id}
+    owners = dict(
+        db.session.execute(
+            select(Submission.id, User.username)
+            .join(User, User.id == Submission.user_id)
+            .where(Submission.id.in_(ids))
+        ).all()
+    ) if ids else {}  # fmt: skip
+    actions = db.session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action))
+    return render_template(
+        "instructor/audit.html",
+        entries=entries,
+        owners=owners,
+        actions=list(actions),
+        action=action,
+        student=student,
+        assignment=assignment,
+    )
 
 
 @bp.post("/import-spec")

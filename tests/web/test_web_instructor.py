@@ -70,6 +70,13 @@ def test_override_needs_a_reason_and_is_audited(app: Flask, client: FlaskClient)
         assert entry.detail == {"old": 85.0, "new": 99.0, "reason": "regraded by hand"}
     page = client.get("/instructor/audit").get_data(as_text=True)
     assert "override" in page and "regraded by hand" in page and "prof" in page
+    row = page.split("<tbody>")[1].split("</tr>")[0]  # newest first
+    assert "85 → 99 · reason: regraded by hand" in row and ">alice<" in row  # the student
+    assert "&#34;old&#34;" not in page and '"old"' not in page  # no raw JSON
+    page = client.get("/instructor/audit?student=bob").get_data(as_text=True)
+    assert "regraded by hand" not in page and "Nothing matches" in page
+    page = client.get("/instructor/audit?action=override&student=alice").get_data(as_text=True)
+    assert "regraded by hand" in page
     client.post("/logout")
     login(client, "alice")
     page = client.get(f"/submissions/{sid}").get_data(as_text=True)
