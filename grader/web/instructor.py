@@ -327,7 +327,9 @@ def import_assignment() -> Response:
         return redirect(url_for("instructor.index"))
     try:
         text = data.decode("utf-8")
-        item, outcome = import_spec(text, "uploaded spec", current_user)
+        # The file's name, for messages only ("hw1.yaml: ..."): printable, short.
+        name = "".join(c for c in form.spec.data.filename or "" if c.isprintable())[-100:]
+        item, outcome = import_spec(text, name or "uploaded spec", current_user)
     except UnicodeDecodeError:
         flash("The spec is not UTF-8 text.", "error")
         return redirect(url_for("instructor.index"))

@@ -127,7 +127,7 @@ def test_spec_upload(app: Flask, client: FlaskClient) -> None:
         content_type="multipart/form-data",
         follow_redirects=True,
     )
-    assert b"invalid assignment spec" in response.data
+    assert b"x.yaml: invalid assignment spec" in response.data  # names the file
 
 
 def test_roster_import_gives_one_time_links(app: Flask, client: FlaskClient) -> None:
