@@ -1,6 +1,7 @@
 """The demo course behind ``grader serve --demo``: accounts, the shipped
-assignments and three really graded submissions, so a first run shows working
-dashboard and feedback pages instead of empty tables.
+assignments and three really graded submissions (a fourth, a trained CIFAR-10 model,
+whenever the test set is here), so a first run shows working dashboard and feedback
+pages, accuracy charts and a confusion matrix included, instead of empty tables.
 
 Demo mode only. Passwords are random per installation (never in the code),
 generated on the first seeding and kept in ``instance/demo-credentials.json``
@@ -46,6 +47,11 @@ ACCOUNTS = (
 )
 CONV2D, SEPARABLE = "day096-conv2d", "day096-separable"
 STRIDES = "day096-strides-padding"
+CIFAR10 = "day097-cifar10"
+#: The trained solution of day097-cifar10, relative to the repository (its spec's
+#: ``reference``): graded in the demo whenever the CIFAR-10 test set is here, so the
+#: first run shows accuracy charts and a confusion matrix.
+TRAINED_CIFAR10 = Path("tests/fixtures/day097_cifar10.keras")
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,10 @@ class DemoSubmissionSpec:
     username: str
     assignment: str
     filename: str
-    model: str  # key of _BUILDERS
+    model: str  # key of _BUILDERS, or of _FILES (a file shipped with the repository)
     expected: str  # Result.status it is meant to get
     what: str
+    needs_test_set: bool = False  # seeded only once the CIFAR-10 test set is here
 
 
 DEMO_SUBMISSIONS = (
@@ -76,6 +83,11 @@ DEMO_SUBMISSIONS = (
     DemoSubmissionSpec(
         "bob", SEPARABLE, "demo-separable-lambda.keras", "lambda", "not_gradable",
         "a Lambda layer: refused as not gradable, no attempt used",
+    ),
+    DemoSubmissionSpec(
+        "alice", CIFAR10, "demo-cifar10-trained.keras", "cifar10_trained", "passed",
+        "a trained CNN on the 10,000 CIFAR-10 test images: per-class accuracy and the "
+        "confusion matrix", needs_test_set=True,
     ),
 )  # fmt: skip
 
@@ -163,8 +175,14 @@ class DemoInfo:
             "     depth_multiplier):  python examples/day096_strides_padding.py",
             "  3. Log in as bob to see a failed layer check and a refused file.",
             f"  4. Log in as instructor: dashboard, gradebook and regrades at {base}instructor/",
-            rule,
         ]
+        cifar = next((s for s in self.submissions if s.assignment == CIFAR10), None)
+        if cifar is not None:
+            lines += [
+                "  5. alice's trained CIFAR-10 model: per-class accuracy and the confusion",
+                f"     matrix at {base}submissions/{cifar.id}; the dashboard charts the class.",
+            ]
+        lines.append(rule)
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -303,7 +321,10 @@ def _ensure_submissions(
     for item in DEMO_SUBMISSIONS:
         if item.username not in ours:
             continue  # never add demo uploads to an account the demo did not create
-        todo.append((item, _find(item)))
+        found = _find(item)
+        if found is None and item.needs_test_set and not _can_evaluate(item):
+            continue  # added by a later run, once the test set (and the file) are here
+        todo.append((item, found))
 
     missing = [item for item, sub in todo if sub is None]
     if missing:
@@ -359,6 +380,13 @@ def _find(item: DemoSubmissionSpec) -> Submission | None:
     )
 
 
+def _can_evaluate(item: DemoSubmissionSpec) -> bool:
+    """The CIFAR-10 test set is here and so is the trained file (a checkout has it)."""
+    from grader.data import test_set_available
+
+    return test_set_available(settings().cifar10) and _shipped_file(item.model) is not None
+
+
 def _store(item: DemoSubmissionSpec, content: bytes) -> Submission:
     """Store the file and a queued submission, the way an upload would."""
 
@@ -406,13 +434,36 @@ _BUILDERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+#: Demo models that are files shipped with the repository rather than built here.
+_FILES: dict[str, Path] = {"cifar10_trained": TRAINED_CIFAR10}
+
+
+def _shipped_file(name: str) -> Path | None:
+    """A shipped model file: beside the assignments folder's repository, else this
+    checkout's (None in an installation without the repository's tests folder)."""
+    relative = _FILES.get(name)
+    if relative is None:
+        return None
+    roots = (settings().assignments_dir.resolve().parent, Path(__file__).resolve().parents[2])
+    return next((root / relative for root in roots if (root / relative).is_file()), None)
+
+
 def _model_bytes(names: set[str]) -> dict[str, bytes]:
-    """Build and save the named models; returns the .keras file contents."""
+    """Build and save the named models (or read the shipped ones); returns the .keras
+    file contents. Keras is imported only when a model has to be built."""
+    out = {}
+    for name in names & _FILES.keys():
+        path = _shipped_file(name)
+        if path is None:
+            raise ConfigurationError(f"demo: {_FILES[name]} is missing")
+        out[name] = path.read_bytes()
+    built = names - _FILES.keys()
+    if not built:
+        return out
     import keras
 
-    out = {}
     with tempfile.TemporaryDirectory(prefix="grader-demo-") as tmp:
-        for name in sorted(names):
+        for name in sorted(built):
             path = Path(tmp) / f"{name}.keras"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

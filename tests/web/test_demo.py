@@ -18,6 +18,7 @@ from flask import Flask
 from sqlalchemy import func, select
 from webutil import PASSWORD, fake_report, make_config
 
+from grader.data import test_set_available as cifar10_available
 from grader.service.db import db
 from grader.service.models import (
     Assignment,
@@ -27,10 +28,13 @@ from grader.service.models import (
     Submission,
     User,
 )
+from grader.settings import get_settings
 from grader.web import create_app, demo
 from grader.web.demo import DemoInfo, seed_demo
 
 URL = "http://127.0.0.1:5000/"
+#: Whether this machine has the CIFAR-10 test set (CI exports GRADER_CIFAR10).
+CIFAR10_HERE = cifar10_available(get_settings().cifar10)
 
 
 class Seeded:
@@ -75,7 +79,7 @@ def test_seeding_creates_the_demo_course(seeded: Seeded) -> None:
             (s.user.username, s.assignment_id): s
             for s in db.session.scalars(select(Submission).order_by(Submission.id))
         }
-        assert len(subs) == 3
+        assert len(subs) == (4 if CIFAR10_HERE else 3)
 
         passing = subs[("alice", "day096-conv2d")]
         assert passing.state == "graded", passing.log
@@ -109,8 +113,35 @@ def test_seeding_creates_the_demo_course(seeded: Seeded) -> None:
         ("alice", "passed"),
         ("bob", "failed"),
         ("bob", "not_gradable"),
+        *([("alice", "passed")] if CIFAR10_HERE else []),
     ]
     assert any("grading" in line for line in seeded.progress)
+
+
+@pytest.mark.skipif(not CIFAR10_HERE, reason="no CIFAR-10 test set (set GRADER_CIFAR10)")
+def test_trained_cifar10_submission_shows_accuracies_on_first_run(seeded: Seeded) -> None:
+    """The most telling pages are there on a first run: the trained model (the spec's
+    reference, tests/fixtures) really evaluated on the 10,000 test images."""
+    cifar = next(s for s in seeded.info.submissions if s.assignment == "day097-cifar10")
+    assert (cifar.username, cifar.status) == ("alice", "passed")
+    assert cifar.score is not None and cifar.max_score and cifar.score >= 0.8 * cifar.max_score
+    with seeded.app.app_context():
+        sub = db.session.get(Submission, cifar.id)
+        assert sub is not None and sub.state == "graded", sub.log
+        metrics = sub.result.report["metrics"]
+        assert metrics["num_images"] == 10_000 and metrics["accuracy"] > 0.7
+    alice, prof = seeded.info.account("alice"), seeded.info.account("instructor")
+    client = seeded.app.test_client()
+    client.post("/login", data={"username": "alice", "password": alice.password})
+    page = client.get(f"/submissions/{cifar.id}").get_data(as_text=True)
+    assert 'id="confusion"' in page and "airplane" in page
+    client = seeded.app.test_client()
+    client.post("/login", data={"username": "instructor", "password": prof.password})
+    dashboard = client.get("/instructor/assignments/day097-cifar10").get_data(as_text=True)
+    assert 'id="accuracies-chart"' in dashboard
+    assert "Classes the class gets wrong most" in dashboard
+    banner = seeded.info.banner(URL)
+    assert f"{URL}submissions/{cifar.id}" in banner and "confusion" in banner
 
 
 def test_demo_passwords_log_in(seeded: Seeded) -> None:
@@ -203,11 +234,21 @@ def test_seed_twice_on_every_backend(empty_app: Flask, monkeypatch: pytest.Monke
         demo, "_model_bytes", lambda names: {n: b"PK\x03\x04" + n.encode() for n in names}
     )
     monkeypatch.setattr(demo, "grade_inline", fake_grading)
+    # No test set: no CIFAR-10 upload. A later run, once it is here, adds it.
+    monkeypatch.setattr(demo, "_can_evaluate", lambda _item: False)
     first = seed_demo(empty_app, echo=None)
     assert [s.status for s in first.submissions] == ["passed", "failed", "not_gradable"]
     assert len(first.created) == 3 + 4 + 3
+    monkeypatch.setattr(demo, "_can_evaluate", lambda _item: True)
+    monkeypatch.setattr(
+        demo, "_shipped_file", lambda name: pytest.fail(f"read {name} again")
+    )  # the stand-in bytes come from _model_bytes
+    first = seed_demo(empty_app, echo=None)
+    statuses = [s.status for s in first.submissions]
+    assert statuses == ["passed", "failed", "not_gradable", "passed"]
+    assert first.created == ["submission alice/day097-cifar10/cifar10_trained"]
     counts = _counts(empty_app)
-    assert counts["User"] == counts["Submission"] == 3 and counts["Assignment"] == 4
+    assert counts["User"] == 3 and counts["Submission"] == 4 and counts["Assignment"] == 4
     second = seed_demo(empty_app, echo=None)
     assert second.created == [] and _counts(empty_app) == counts
     assert second.accounts == first.accounts and second.submissions == first.submissions
@@ -219,7 +260,7 @@ def test_seed_twice_on_every_backend(empty_app: Flask, monkeypatch: pytest.Monke
         db.session.commit()
     third = seed_demo(empty_app, echo=None)
     assert third.submissions == first.submissions
-    assert _counts(empty_app)["Submission"] == 3
+    assert _counts(empty_app)["Submission"] == 4
 
 
 def test_existing_accounts_are_left_alone(app: Flask) -> None:
