@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from grader import units
+from grader.checks import max_score
 from grader.csvout import csv_text
 from grader.service.db import db
 from grader.service.models import Assignment, Submission, User, audit
@@ -134,6 +135,24 @@ def reissue_links(users: list[User], actor: User | None = None) -> list[dict[str
     audit(actor, "roster_links", count=len(results), users=[r["username"] for r in results])
     db.session.commit()
     return results
+
+
+def course_csv(assignments: list[Assignment]) -> str:
+    """The LMS layout: one line per student, one column per assignment holding the
+    counted score (rounded as on the pages; empty without one), for a gradebook import."""
+    books = [{row.user.id: row for row in gradebook(item)} for item in assignments]
+    students = db.session.scalars(
+        select(User).where(User.role == "student").order_by(User.username)
+    ).all()
+    header = ["username", "name", "email"] + [
+        f"{item.id} (/{units.score(max_score(current_spec(item)))})" for item in assignments
+    ]
+    rows = (
+        [user.username, user.name, user.email]
+        + [_score(book[user.id].standing.counted) if user.id in book else None for book in books]
+        for user in students
+    )
+    return csv_text(header, rows)
 
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")

@@ -37,6 +37,7 @@ from grader.web.forms import (
 )
 from grader.web.gradebook import (
     RosterError,
+    course_csv,
     gradebook,
     gradebook_csv,
     import_roster,
@@ -220,6 +221,20 @@ def gradebook_export(assignment_id: str) -> Response:
         gradebook_csv(item),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{item.id}-grades.csv"'},
+    )
+
+
+@bp.get("/grades.csv")
+@instructor_required
+def course_export() -> Response:
+    """Every assignment's counted score, one column each: the layout an LMS imports."""
+    items = db.session.scalars(
+        select(Assignment).where(Assignment.current_version_id.is_not(None)).order_by(Assignment.id)
+    ).all()
+    return Response(
+        course_csv(list(items)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="course-grades.csv"'},
     )
 
 

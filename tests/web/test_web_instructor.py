@@ -354,3 +354,20 @@ def test_a_policy_change_offers_to_regrade_the_affected(app: Flask, client: Flas
         assert db.session.get(Submission, late).late_days == 0
     page = client.get(f"/instructor/assignments/{assignment}").get_data(as_text=True)
     assert 'id="policy-changed"' not in page
+
+
+def test_course_csv_has_one_column_per_assignment(app: Flask, client: FlaskClient) -> None:
+    """The LMS layout: a line per student, each assignment's counted score in a column."""
+    sid = add_submission(app, "alice", "day097-cifar10", status="passed")
+    _set(app, sid, score=90.48)
+    add_submission(app, "bob", "day096-conv2d", status="failed", content=b"bob")
+    login(client, "prof")
+    assert 'id="course-csv"' in client.get("/instructor/").get_data(as_text=True)
+    response = client.get("/instructor/grades.csv")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    header = rows[0]
+    assert header[:3] == ["username", "name", "email"] and "day097-cifar10 (/100)" in header
+    by_user = {r[0]: dict(zip(header, r, strict=True)) for r in rows[1:]}
+    assert by_user["alice"]["day097-cifar10 (/100)"] == "90.5"
+    assert by_user["alice"]["day096-conv2d (/100)"] == ""
+    assert by_user["bob"]["day096-conv2d (/100)"] == "40"
