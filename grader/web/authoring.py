@@ -44,6 +44,13 @@ MAX_SPEC_BYTES = 1024 * 1024
 DEFAULT_CHECKED = tuple(key for key in CHECKABLE if key != "activation")
 
 
+def _get(name: str, default: str = "") -> str:
+    """A form field as text, without NUL (PostgreSQL refuses it even as a query parameter)
+    and at most a spec's size."""
+    value = request.form.get(name, default)
+    return value.replace("\x00", "")[:MAX_SPEC_BYTES]
+
+
 def _number(text: str | None) -> Any:
     """A form value as a number where it is one; other text goes to the spec's validation
     as typed (so its error names the field); empty is None."""
@@ -59,7 +66,7 @@ def _number(text: str | None) -> Any:
 
 
 def _float(name: str, errors: list[str]) -> float | None:
-    value = _number(request.form.get(name))
+    value = _number(_get(name))
     if value is None or isinstance(value, int | float):
         return None if value is None else float(value)
     errors.append(f"{name.replace('_', ' ')}: {value!r} is not a number")
@@ -67,7 +74,7 @@ def _float(name: str, errors: list[str]) -> float | None:
 
 
 def _int(name: str, errors: list[str]) -> int | None:
-    value = _number(request.form.get(name))
+    value = _number(_get(name))
     if value is None or isinstance(value, int):
         return value
     errors.append(f"{name.replace('_', ' ')}: {value!r} is not a whole number")
@@ -87,7 +94,7 @@ def new() -> str:
 @instructor_required
 def upload() -> str | tuple[str, int]:
     """Inspect the uploaded reference; on success keep it and show its spec as a form."""
-    values = request.form.to_dict()
+    values = {key: _get(key) for key in request.form}
     errors: list[str] = []
     if not EmptyForm().validate_on_submit():
         abort(400)
@@ -129,18 +136,18 @@ def _new_again(values: dict[str, str], errors: list[str]) -> tuple[str, int]:
 def _options(assignment_id: str, errors: list[str], *, from_form: bool = False) -> Options:
     """The generator's options from the form: mode, attributes, thresholds, budget."""
     form = request.form
-    mode = form.get("mode", "exact")
+    mode = _get("mode", "exact")
     if mode not in ("exact", "budget"):
         errors.append("mode: choose exact or budget")
         mode = "exact"
     checked: tuple[str, ...] | None = None
     if from_form:
         checked = tuple(key for key in form.getlist("checked") if key in CHECKABLE)
-    counted = tuple(t.strip() for t in form.get("counted", "").split(",") if t.strip())
+    counted = tuple(t.strip() for t in _get("counted", "").split(",") if t.strip())
     return Options(
         assignment_id=assignment_id.strip(),
-        title=form.get("title") or None,
-        description=form.get("description") if from_form else None,
+        title=_get("title") or None,
+        description=_get("description") if from_form else None,
         mode=mode,  # type: ignore[arg-type]
         checked=checked,
         min_accuracy=_float("min_accuracy", errors),
@@ -222,20 +229,19 @@ def _reference_path(sha: str, tmp: str) -> Path:
 def _spec_from_form(sha: str) -> tuple[dict[str, Any], AssignmentSpec | None, list[str]]:
     """The form's spec: regenerated from the kept reference with the form's options, then
     the form's rubric and policy; validated as a spec file would be."""
-    form = request.form
     errors: list[str] = []
-    options = _options(form.get("assignment_id", ""), errors, from_form=True)
+    options = _options(_get("assignment_id", ""), errors, from_form=True)
     rubric = {
-        key: _number(form.get(f"rubric_{key}"))
+        key: _number(_get(f"rubric_{key}"))
         for key in ("architecture", "parameters", "accuracy", "credit_at_min")
-        if _number(form.get(f"rubric_{key}")) is not None
+        if _number(_get(f"rubric_{key}")) is not None
     }
     policy = {
-        "deadline": (form.get("deadline") or "").strip() or None,
-        "late_penalty_per_day": _number(form.get("late_penalty_per_day")),
-        "late_penalty_cap": _number(form.get("late_penalty_cap")),
-        "submissions_per_day": _number(form.get("submissions_per_day")),
-        "counts": form.get("counts") or None,
+        "deadline": (_get("deadline") or "").strip() or None,
+        "late_penalty_per_day": _number(_get("late_penalty_per_day")),
+        "late_penalty_cap": _number(_get("late_penalty_cap")),
+        "submissions_per_day": _number(_get("submissions_per_day")),
+        "counts": _get("counts") or None,
     }
     data: dict[str, Any] = {
         "id": options.assignment_id,
@@ -248,7 +254,7 @@ def _spec_from_form(sha: str) -> tuple[dict[str, Any], AssignmentSpec | None, li
             data, _ = _generate(path, options)
         except AuthoringError as exc:
             errors.append(exc.reason)
-    data = _with_reference(data, form.get("reference") or data.get("reference"))
+    data = _with_reference(data, _get("reference") or data.get("reference"))
     data["rubric"] = rubric
     data["policy"] = {k: v for k, v in policy.items() if v is not None}
     if errors:
@@ -266,11 +272,11 @@ def draft() -> Any:
     """Preview, download or publish the form's spec."""
     if not EmptyForm().validate_on_submit():
         abort(400)
-    sha = request.form.get("sha", "")
-    name = request.form.get("name", "")
+    sha = _get("sha", "")
+    name = _get("name", "")
     checked = tuple(k for k in request.form.getlist("checked") if k in CHECKABLE)
     data, spec, errors = _spec_from_form(sha)
-    action = request.form.get("action", "preview")
+    action = _get("action", "preview")
     if errors or spec is None:
         return _form(data, sha=sha, name=name, checked=checked, errors=errors, status=400)
     text = dump_spec(data)
@@ -317,6 +323,8 @@ def _has_submissions(assignment: Assignment) -> bool:
 
 def _publish(text: str, *, regrade_too: bool) -> Response:
     try:
+        if "\\u0000" in parse_spec(text, "the draft").model_dump_json():
+            raise ConfigurationError("The spec holds a NUL character (\\0); remove it.")
         item, outcome = import_spec(text, "the authoring form", current_user)
     except ConfigurationError as exc:
         flash(str(exc), "error")
@@ -370,7 +378,7 @@ def whatif(assignment_id: str) -> Any:
     upload = request.files.get("spec")
     raw = upload.read(MAX_SPEC_BYTES + 1) if upload and upload.filename else None
     try:
-        text = raw.decode("utf-8") if raw is not None else request.form.get("yaml_text", "")
+        text = raw.decode("utf-8") if raw is not None else _get("yaml_text", "")
         if len(text.encode()) > MAX_SPEC_BYTES:
             raise ConfigurationError("Spec files are limited to 1 MB.")
         spec = parse_spec(text, "the draft")
@@ -398,7 +406,7 @@ def publish(assignment_id: str) -> Any:
     assignment = get_assignment(assignment_id)
     if assignment is None or not EmptyForm().validate_on_submit():
         abort(404 if assignment is None else 400)
-    text = request.form.get("yaml_text", "")
+    text = _get("yaml_text", "")
     try:
         spec = parse_spec(text, "the draft")
     except ConfigurationError as exc:
@@ -407,7 +415,7 @@ def publish(assignment_id: str) -> Any:
     if spec.id != assignment_id:
         flash(f"The draft is for '{spec.id}', not '{assignment_id}'.", "error")
         return redirect(url_for("authoring.whatif", assignment_id=assignment_id))
-    return _publish(text, regrade_too=request.form.get("regrade") == "y")
+    return _publish(text, regrade_too=_get("regrade") == "y")
 
 
 @bp.get("/assignments/<assignment_id>/spec.yaml")

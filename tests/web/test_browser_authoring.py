@@ -12,6 +12,8 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_web_browser import ARGS, CHROMIUM, live, log_in, shot  # noqa: F401 (live: fixture)
 from webutil import login
 
@@ -293,3 +295,33 @@ def test_browser_create_publish_and_grade(
         shot(page, "instructor-authoring-whatif")
         browser.close()
     assert not [e for e in errors if "Content Security Policy" in e or "Uncaught" in e], errors
+
+
+_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40
+) | st.sampled_from(["\x00", "-1", "1e999", "nan", "0.5", "10", "", "x" * 5000, "‮best"])
+_FORMS: dict[str, dict[str, Any]] = {}  # the spec form's fields, per app (its reference)
+_FIELDS = ("assignment_id", "title", "description", "mode", "min_accuracy", "target_accuracy",
+           "min_params", "max_params", "counted", "rubric_accuracy", "rubric_credit_at_min",
+           "deadline", "late_penalty_per_day", "submissions_per_day", "counts", "sha",
+           "action")  # fmt: skip
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(changes=st.dictionaries(st.sampled_from(_FIELDS), _TEXT, max_size=6))
+def test_hostile_form_values_never_give_a_500(
+    app: Flask, client: FlaskClient, tiny_model: Path, changes: dict[str, str]
+) -> None:
+    """Any text in any field of the spec form and the what-if: a page or a clear 400,
+    never a server error (NUL and huge values included, on both databases)."""
+    login(client, "prof")
+    if app.instance_path not in _FORMS:  # one upload per app: every example edits the same form
+        _FORMS[app.instance_path] = _form_fields(_upload(client, tiny_model).get_data(as_text=True))
+    fields = {**_FORMS[app.instance_path], **changes}
+    answer = client.post("/instructor/authoring/draft", data=fields)
+    assert answer.status_code in (200, 302, 400), answer.status_code
+    draft = "\n".join(f"{k}: {v!r}" for k, v in changes.items())
+    answer = client.post("/instructor/assignments/day096-conv2d/whatif", data={"yaml_text": draft})
+    assert answer.status_code in (200, 400), answer.status_code
