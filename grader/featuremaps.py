@@ -30,7 +30,7 @@ from grader.spec import AssignmentSpec
 #: The test images shown, the same every time (a cat and a ship in CIFAR-10's test set).
 TEST_INDICES = (0, 1)
 #: The input image's side on the page, in pixels; each layer is drawn in proportion.
-DISPLAY_SIDE = 96
+DISPLAY_SIDE = 64
 #: All data URIs of one report together, in characters (later layers are left out).
 MAX_REPORT_CHARS = 1_500_000
 _GAP = 2
@@ -120,6 +120,15 @@ def input_images(
     size = _input_size(spec)
     if not spec.feedback.feature_maps or size is None:
         return None
+    try:
+        return _prepare(size, test_set, settings)
+    except (OSError, ValueError, IndexError):  # no writable cache, too few images: feedback only
+        return None
+
+
+def _prepare(
+    size: tuple[int, int, int], test_set: TestSet | None, settings: Settings
+) -> FeatureInputs:
     height, width, channels = size
     found = _test_set(test_set, settings)
     tag = f"{found.images_path}" if found is not None else "synthetic"

@@ -94,7 +94,7 @@ def test_trained_fixture_shows_keras_own_layers_and_shapes(fixture_report: Repor
     assert shown(fixture_report) == expected
     maps = fixture_report.feature_maps
     assert maps is not None and maps.source == "CIFAR-10 test images 1 and 2"
-    assert len(maps.inputs) == 2 and all(png_size(u) == (96, 96) for u in maps.inputs)
+    assert len(maps.inputs) == 2 and all(png_size(u) == (64, 64) for u in maps.inputs)
     # The maps shrink (32 → 4) while the channels grow (32 → 256), as the lesson says.
     sides = [layer.shape[0] for layer in maps.layers]
     assert sides == sorted(sides, reverse=True) and sides[0] == 32 and sides[-1] == 4
@@ -106,7 +106,7 @@ def test_trained_fixture_shows_keras_own_layers_and_shapes(fixture_report: Repor
         scale = height // layer.tile[0]
         assert height == layer.tile[0] * scale  # drawn in proportion to the real size
         assert width == layer.channels_shown * (layer.tile[1] * scale + 2) - 2
-        assert height == layer.shape[0] * 3  # 96 px for the 32 px input: 3 px a pixel
+        assert height == layer.shape[0] * 2  # 64 px for the 32 px input: 2 px a pixel
     assert len(fixture_report.model_dump_json()) < 400_000
     assert "feature_maps" in fixture_report.timings
 
@@ -128,9 +128,9 @@ def test_day96_maps_come_back_cold_and_warm_alike_and_the_flag_turns_them_off(
         ("separable_conv2d_1", [220, 220, 64]),
     ]
     assert cold.feature_maps is not None
-    # Averaged down to at most 48 px a side (222 → 44), drawn at about 96 px.
+    # Averaged down to at most 48 px a side (222 → 44), drawn at about 64 px.
     assert [layer.tile for layer in cold.feature_maps.layers] == [[44, 44], [44, 44]]
-    assert png_size(cold.feature_maps.layers[0].images[0])[1] == 88
+    assert png_size(cold.feature_maps.layers[0].images[0])[1] == 44
 
     with WarmEvaluator() as warm:
         hot = grade_file(separable, spec, evaluator=warm)

@@ -350,8 +350,9 @@ def _shrink(y, np):
 
 
 def feature_maps(model, keras, x, found: list, depth: int = 0):
-    """Run ``x`` through ``model``, keeping (layer, activation) of its convolution and pooling
-    layers in ``found``; a nested model is walked into. Returns the model's output."""
+    """Run ``x`` through ``model``, keeping (layer, real shape, shrunk activation) of its
+    convolution and pooling layers in ``found``; a nested model is walked into. Returns
+    the model's output."""
     if isinstance(model, keras.Sequential):
         for layer in model.layers:
             if isinstance(layer, keras.Model) and depth < 8:
@@ -359,7 +360,7 @@ def feature_maps(model, keras, x, found: list, depth: int = 0):
             else:
                 x = layer(x, training=False)
                 if _fmap_layer(layer) and len(found) < FMAP_MAX_LAYERS:
-                    found.append((layer, x))
+                    _keep(found, layer, x)
         return x
     # A functional model: one pass returns its output, the chosen layers' outputs and what
     # enters each nested model, which is then walked with that input.
@@ -382,8 +383,18 @@ def feature_maps(model, keras, x, found: list, depth: int = 0):
         if isinstance(layer, keras.Model):
             feature_maps(layer, keras, value, found, depth + 1)
         else:
-            found.append((layer, value))
+            _keep(found, layer, value)
     return out
+
+
+def _keep(found: list, layer, value) -> None:
+    """Keep a layer's activation already shrunk (a big model's full maps would not fit),
+    with its real (height, width, channels); only image-shaped (4-D) outputs."""
+    import numpy as np
+
+    shape = getattr(value, "shape", ())
+    if len(shape) == 4:
+        found.append((layer, [int(d) for d in shape[1:]], _shrink(value, np)))
 
 
 def write_feature_maps(model, keras, args, summary: dict) -> None:
@@ -397,14 +408,9 @@ def write_feature_maps(model, keras, args, summary: dict) -> None:
         found: list = []
         feature_maps(model, keras, x, found)
         manifest = []
-        for layer, y in found[:FMAP_MAX_LAYERS]:
-            y = np.asarray(y)
-            if y.ndim != 4:
-                continue
-            np.save(os.path.join(args.out, f"fmap_{len(manifest):02d}.npy"), _shrink(y, np),
-                    allow_pickle=False)  # fmt: skip
-            manifest.append({"name": layer.name, "type": type(layer).__name__,
-                             "shape": [int(d) for d in y.shape[1:]]})  # fmt: skip
+        for i, (layer, shape, small) in enumerate(found[:FMAP_MAX_LAYERS]):
+            np.save(os.path.join(args.out, f"fmap_{i:02d}.npy"), small, allow_pickle=False)
+            manifest.append({"name": layer.name, "type": type(layer).__name__, "shape": shape})
         summary["feature_maps"] = manifest
     except Exception as exc:
         summary["feature_map_error"] = short_reason(exc, args.model)
