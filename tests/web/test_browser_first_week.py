@@ -132,7 +132,14 @@ def test_first_week_pages_at_desktop_and_phone_size(
 
             # Instructor: gradebook -> per-student page -> a submission and back.
             wb.log_in(page, base, "prof")
-            page.goto(f"{base}/instructor/assignments/{CIFAR}/gradebook")
+            for path in (
+                f"/instructor/assignments/{CIFAR}",
+                "/instructor/students",
+                "/instructor/audit",
+                f"/instructor/assignments/{CIFAR}/gradebook",
+            ):
+                page.goto(base + path)
+                assert _overflow(page) <= 0, f"{path} scrolls sideways at {size}"
             page.click("#gradebook a.student:has-text('alice')")
             expect(page).to_have_url(f"{base}/instructor/students/{alice}#{CIFAR}")
             section = page.locator(f"section#{CIFAR}")
