@@ -122,6 +122,9 @@ def test_first_week_pages_at_desktop_and_phone_size(
                 wb.shot(page, "student-feedback-phone", full=True)
             page.keyboard.press("Tab")  # the first stop is the skip link
             assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+            for path in ("/", "/submissions"):
+                page.goto(base + path)
+                assert _overflow(page) <= 0, f"{path} scrolls sideways at {size}"
             page.goto(f"{base}/assignments/day096-conv2d")
             warning = page.locator("#late-warning")
             expect(warning).to_contain_text("an upload now is 3 days late and loses 30.0 %")
