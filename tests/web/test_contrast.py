@@ -37,9 +37,10 @@ def contrast(a: str, b: str) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
-PILLS = [".step", ".step.done", ".step.current", ".step.stopped", ".state-graded", ".state-failed, .state-error",
-         ".state-not_gradable", ".state-queued, .state-inspecting, .state-evaluating",
-         ".state-none", ".badge.counts"]  # fmt: skip
+PILLS = [".step", ".step.done", ".step.current", ".step.stopped", ".state-graded",
+         ".state-failed, .state-error", ".state-not_gradable",
+         ".state-queued, .state-inspecting, .state-evaluating", ".state-none",
+         ".badge.counts"]  # fmt: skip
 
 
 @pytest.mark.parametrize("selector", PILLS + [f".heat-{i}" for i in range(11)])
