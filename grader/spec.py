@@ -219,12 +219,46 @@ class AssignmentSpec(_Strict):
         return self
 
 
-def _format_errors(source: str, error: ValidationError) -> str:
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line where the field at ``loc`` is written (its parent's, when the
+    field itself is missing), so that an error points into the file."""
+    line = None if node is None else node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if 0 <= part < len(node.value) else None
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _format_errors(source: str, error: ValidationError, text: str) -> str:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        root = None
     lines = [f"{source}: invalid assignment spec"]
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {field}: {item['msg']}")
+        line = _line_of(root, tuple(item["loc"]))
+        where = f" (line {line})" if line is not None else ""
+        lines.append(f"  {field}{where}: {item['msg']}")
     return "\n".join(lines)
+
+
+def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
+    """PyYAML's error in plain words, with the line and column, without its dump of the
+    text ("in '<unicode string>'")."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "the text is not YAML"
+    context = getattr(exc, "context", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    why = f"{problem} ({context})" if context else problem
+    return f"{source}{where}: not valid YAML: {why}"
 
 
 def parse_spec(text: str, source: str = "<spec>") -> AssignmentSpec:
@@ -232,13 +266,13 @@ def parse_spec(text: str, source: str = "<spec>") -> AssignmentSpec:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{source}: not valid YAML: {exc}") from None
+        raise ConfigurationError(_yaml_problem(source, exc)) from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"{source}: a spec must be a mapping of fields")
     try:
         return AssignmentSpec.model_validate(data)
     except ValidationError as exc:
-        raise ConfigurationError(_format_errors(source, exc)) from None
+        raise ConfigurationError(_format_errors(source, exc, text)) from None
 
 
 def load_spec(path: Path) -> AssignmentSpec:

@@ -49,7 +49,7 @@ def test_accuracy_equals_keras_evaluate(tmp_path: Path, settings) -> None:
         mask = y == index
         assert accuracy == pytest.approx(float(np.mean(predicted[mask] == index)), abs=1e-6), name
     accuracy_check = next(c for c in report.checks if c.group == "accuracy")
-    assert not accuracy_check.passed and "below the minimum of 70.00%" in accuracy_check.message
+    assert not accuracy_check.passed and "below the minimum of 70.0 %" in accuracy_check.message
 
 
 def test_logits_and_softmax_grade_the_same() -> None:
@@ -105,3 +105,22 @@ def test_real_cifar10_test_set(tmp_path: Path, settings) -> None:
         _keras_accuracy(model, np.asarray(x), test_set.labels), abs=1e-6
     )
     assert sum(map(sum, report.metrics.confusion_matrix)) == 10000
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "shown"), [(0.6996, "69.96 %"), (0.6949, "69.5 %"), (0.7, None)]
+)
+def test_a_failing_accuracy_never_reads_as_the_minimum(accuracy: float, shown: str | None) -> None:
+    from grader.checks.accuracy import Accuracy
+    from grader.report import Metrics
+
+    spec = shipped_spec("day097-cifar10")  # min_accuracy 0.70
+    metrics = Metrics(accuracy=accuracy, num_images=10, per_class_accuracy={}, confusion_matrix=[])
+    (check,) = Accuracy().run(spec, None, metrics)  # type: ignore[arg-type]
+    assert check.expected == "at least 70.0 %"
+    if shown is None:
+        assert check.passed and check.actual == "70.0 %"
+    else:
+        assert not check.passed and check.actual == shown
+        expected = f"Accuracy {shown} is below the minimum of 70.0 % on 10 test images."
+        assert check.message == expected

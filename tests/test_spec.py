@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,16 @@ def test_invalid_spec_names_file_field_and_problem(extra: str, field: str, probl
         parse_spec(MINIMAL + extra, "assignments/demo.yaml")
     message = str(info.value)
     assert message.startswith("assignments/demo.yaml: invalid assignment spec")
-    line = next(t for t in message.splitlines() if t.strip().startswith(field + ":"))
+    line = next(t for t in message.splitlines() if t.strip().startswith(f"{field} (line "))
     assert problem in line
+    # The line named is where the field is written: within the extra text, after MINIMAL
+    # (where the spec's mapping begins, for an error about the spec as a whole).
+    number = int(re.search(r"\(line (\d+)\)", line).group(1))
+    first = MINIMAL.count("\n") + 1
+    if field == "(top level)":
+        assert number < first
+    else:
+        assert first <= number < first + extra.count("\n"), (number, first)
 
 
 def test_scale_written_as_a_fraction() -> None:
@@ -96,8 +105,11 @@ def test_scale_written_as_a_fraction() -> None:
 
 
 def test_not_yaml_and_not_a_mapping() -> None:
-    with pytest.raises(ConfigurationError, match=r"^x.yaml: not valid YAML"):
-        parse_spec("id: [unclosed", "x.yaml")
+    with pytest.raises(ConfigurationError, match=r"^x.yaml, line 3, column 7: not valid YAML"):
+        parse_spec("id: x\ntitle: [unclosed, x\nlayers: 3\n", "x.yaml")
+    with pytest.raises(ConfigurationError) as info:
+        parse_spec("id: x\n  bad: indent\n", "x.yaml")
+    assert "<unicode string>" not in str(info.value)  # no PyYAML dump of the text
     with pytest.raises(ConfigurationError, match=r"^x.yaml: a spec must be a mapping"):
         parse_spec("- a\n- b\n", "x.yaml")
 

@@ -10,6 +10,7 @@ from grader.inspection.architecture import Architecture
 from grader.report import Check, Metrics
 from grader.scoring import Credit, accuracy_fraction, curve_credit
 from grader.spec import AssignmentSpec
+from grader.units import pct
 
 
 @register
@@ -20,24 +21,27 @@ class Accuracy(CheckType):
 
     def describe(self, spec: AssignmentSpec) -> str:
         assert spec.evaluation is not None
-        return f"CIFAR-10 test accuracy at least {spec.evaluation.min_accuracy:.2%}"
+        return f"CIFAR-10 test accuracy at least {pct(spec.evaluation.min_accuracy)}"
 
     def run(self, spec: AssignmentSpec, arch: Architecture, metrics: Metrics | None) -> list[Check]:
         evaluation = spec.evaluation
         assert evaluation is not None and metrics is not None
         accuracy = metrics.accuracy
         passed = accuracy >= evaluation.min_accuracy
+        yours, minimum = pct(accuracy), pct(evaluation.min_accuracy)
+        if yours == minimum and not passed:  # 69.96 % must not read "70.0 % is below 70.0 %"
+            yours = f"{accuracy * 100:.2f} %"
         return [
             Check(
                 name="CIFAR-10 test accuracy",
                 group="accuracy",
                 passed=passed,
-                expected=f"at least {evaluation.min_accuracy:.2%}",
-                actual=f"{accuracy:.2%}",
+                expected=f"at least {minimum}",
+                actual=yours,
                 message=""
                 if passed
-                else f"Accuracy {accuracy:.2%} is below the minimum of "
-                f"{evaluation.min_accuracy:.2%} on {metrics.num_images:,} test images.",
+                else f"Accuracy {yours} is below the minimum of {minimum} "
+                f"on {metrics.num_images:,} test images.",
             )
         ]
 

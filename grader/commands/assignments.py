@@ -140,6 +140,7 @@ def assignments_new(
     from grader.authoring import AuthoringError, Options, generate, verify
     from grader.data import find_test_set, test_set_available
     from grader.settings import get_settings
+    from grader.units import pct
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", assignment_id):
         raise click.BadParameter(
@@ -179,7 +180,7 @@ def assignments_new(
     click.echo(draft.yaml, nl=False)
     how = "graded in the sandbox" if result.evaluated else "checked statically"
     if result.accuracy is not None:
-        how += f", test accuracy {result.accuracy:.2%}"
+        how += f", test accuracy {pct(result.accuracy)}"
     elif draft.spec.evaluation is not None:
         how += "; its accuracy was NOT checked (no CIFAR-10 test set here: --data)"
     click.echo(f"Wrote {path} (the reference passes it: {how}).", err=True)
