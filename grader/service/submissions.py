@@ -24,7 +24,7 @@ from grader.service.models import (
     audit,
     utcnow,
 )
-from grader.service.policy import attempts_left_today, late_penalty
+from grader.service.policy import attempts_left_today, cap_reopens_at, course_zone, late_penalty
 from grader.service.specs import current_spec, spec_of
 from grader.service.storage import Empty, StorageError, TooLarge
 
@@ -53,8 +53,9 @@ def _refuse_over_cap(user: User, assignment: Assignment) -> None:
     left = attempts_left_today(user, assignment)
     if left is not None and left <= 0:
         limit = current_spec(assignment).policy.submissions_per_day
+        reopens = units.when(cap_reopens_at(), course_zone())
         raise SubmissionRefused(
-            f"You have used all {limit} submissions for today; try again tomorrow (UTC).", 429
+            f"You have used all {limit} submissions for today; uploads reopen at {reopens}.", 429
         )
 
 

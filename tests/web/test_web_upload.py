@@ -233,6 +233,10 @@ def test_at_the_cap_the_form_says_why_and_when_it_reopens(app: Flask, client: Fl
     reason = page.split('id="cap-reason"')[1].split("</p>")[0]
     assert "used all 1 submissions for today" in reason and tomorrow in reason
     assert 'disabled aria-describedby="cap-reason"' in page
+    # An upload past the cap (a stale form, the API) is refused with the same time.
+    refused = upload(client, b"PK\x03\x04 two")
+    shown = client.get(refused.location).get_data(as_text=True)  # the form flashes why
+    assert f"uploads reopen at {tomorrow}" in shown
 
 
 def test_feedback_page_reads_as_text_with_one_notation(app: Flask, client: FlaskClient) -> None:
