@@ -22,7 +22,7 @@ from grader.service.models import (
     hash_token,
     utcnow,
 )
-from grader.service.policy import attempts_left_today, standing
+from grader.service.policy import attempts_left_today, deadline_utc, standing
 from grader.service.specs import current_spec
 from grader.service.submissions import SubmissionRefused, create_submission
 from grader.web.access import MAX_ID, get_assignment, visible_report
@@ -86,12 +86,12 @@ def _user() -> User:
 def _assignment_json(item: Assignment, user: User) -> dict[str, Any]:
     spec = current_spec(item)
     st = standing(user, item, spec)
-    deadline = spec.policy.deadline
+    deadline = deadline_utc(spec)
     return {
         "id": item.id,
         "title": item.title,
         "description": spec.description,
-        "deadline": deadline.isoformat() if deadline else None,
+        "deadline": deadline.isoformat() if deadline else None,  # the instant enforced, UTC
         "submissions_per_day": spec.policy.submissions_per_day,
         "attempts_left_today": attempts_left_today(user, item),
         "counts": spec.policy.counts,
@@ -131,11 +131,12 @@ def _submission_json(sub: Submission) -> dict[str, Any]:
 
 
 def _own_submission(raw_id: str) -> Submission:
+    missing = f"There is no submission {raw_id[:40]!r} that you can see."
     if not (raw_id.isascii() and raw_id.isdigit()) or not 0 < int(raw_id) <= MAX_ID:
-        abort(404)
+        abort(404, description=missing)
     sub = db.session.get(Submission, int(raw_id))
     if sub is None or (sub.user_id != _user().id and not _user().is_instructor):
-        abort(404)
+        abort(404, description=missing)
     return sub
 
 
@@ -165,7 +166,7 @@ def assignments() -> Response:
 def _visible(assignment_id: str) -> Assignment:
     item = get_assignment(assignment_id)
     if item is None or item.current_version is None or not item.visible:
-        abort(404)
+        abort(404, description=f"There is no open assignment {assignment_id[:80]!r}.")
     return item
 
 

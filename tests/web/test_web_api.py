@@ -114,3 +114,25 @@ def test_unicode_digits_in_an_id_are_a_404_not_a_500(app: Flask, client: FlaskCl
     for path in ("/api/v1/submissions/%C2%B3/report", "/api/v1/submissions/%C2%B3"):
         response = client.get(path, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 404, path
+
+
+def test_not_found_says_what_was_not_found(app: Flask, client: FlaskClient) -> None:
+    token = api_token(app, "alice")
+    missing = client.get("/api/v1/assignments/nope", headers=auth(token))
+    assert missing.status_code == 404
+    assert missing.get_json()["message"] == "There is no open assignment 'nope'."
+    sub = client.get("/api/v1/submissions/999999", headers=auth(token))
+    assert sub.get_json()["message"] == "There is no submission '999999' that you can see."
+
+
+def test_deadline_is_the_utc_instant_enforced(app: Flask, client: FlaskClient) -> None:
+    from webutil import ASSIGNMENTS
+
+    from grader.service.specs import import_spec
+
+    text = (ASSIGNMENTS / "day096-conv2d.yaml").read_text().split("\npolicy:")[0]
+    with app.app_context():
+        import_spec(text + "\npolicy:\n  deadline: 2026-12-01T09:09+01:00\n", "day096-conv2d.yaml")
+    token = api_token(app, "alice")
+    got = client.get("/api/v1/assignments/day096-conv2d", headers=auth(token)).get_json()
+    assert got["deadline"] == "2026-12-01T08:09:00+00:00"
