@@ -12,7 +12,8 @@ kombu's stock transport has three traits that cost a student time or lose a job:
   ("QueuePool limit of size 5 overflow 10 reached"). Here the engine's options are
   chosen from the URL (SQLite: no pool, WAL, a 30 s busy timeout; other databases: a
   checked, larger pool), and every operation gives its connection back when done;
-* a pool timeout was not a connection error, so a publish was not retried. Here it is.
+* a pool timeout was not a connection error, so a publish was not retried. Here it is;
+  and a lost broker file is made again (tables included) by the next channel.
 
 A message lost anyway is not a lost job: the database is the record of truth and the
 watchdog resends what is queued there but missing from the broker.
@@ -93,6 +94,14 @@ class Channel(kombu_sql.Channel):
 
     def _engine_from_config(self) -> Engine:
         return make_engine(self.connection.client.hostname)
+
+    def _open(self) -> Any:
+        """The cached engine, with kombu's tables made again if the broker's file was lost
+        (kombu makes them only when it first builds the engine, so a worker would poll a
+        fresh, empty file for ever): each new channel checks, which is cheap."""
+        engine, session_maker = super()._open()
+        kombu_sql.metadata.create_all(engine)
+        return engine, session_maker
 
     def release(self) -> None:
         """End the session's transaction and return its connection (a read left one open)."""
