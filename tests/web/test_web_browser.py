@@ -129,7 +129,7 @@ def test_student_and_instructor_flows(
         phone_page = phone.new_page()
         log_in(phone_page, base, "alice")
         phone_page.goto(feedback_url)
-        shot(phone_page, "student-feedback-phone", full=False)
+        shot(phone_page, "student-feedback-phone-top", full=False)  # the full page: first-week test
         phone.close()
         page.click("button.link:has-text('Log out')")
 
