@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from grader.errors import NotGradable
+from grader.units import shape as fmt_shape  # noqa: F401  (the one shape notation, re-exported)
 
 Shape = tuple[int | None, ...]
 
@@ -29,10 +30,6 @@ def unwrap(value: Any) -> Any:
         inner = value.get("config")
         return inner.get("value") if isinstance(inner, dict) else None
     return value
-
-
-def fmt_shape(shape: Sequence[int | None]) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 class Config:
