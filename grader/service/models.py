@@ -31,6 +31,8 @@ TERMINAL_STATES = (GRADED, FAILED, NOT_GRADABLE, ERROR)
 # A refused file or an infrastructure failure does not use up an attempt.
 FREE_STATES = (NOT_GRADABLE, ERROR)
 SCORED_STATES = (GRADED, FAILED)
+# The state a stored result stands for (a regrade keeps it until the new one is in).
+RESULT_STATES = {"passed": GRADED, "failed": FAILED, "not_gradable": NOT_GRADABLE}
 
 
 def utcnow() -> dt.datetime:
@@ -204,8 +206,17 @@ class Submission(Base):
         return self.state not in FREE_STATES
 
     @property
+    def settled_state(self) -> str:
+        """The state its figures come from: its own; while a regrade is on its way, the
+        one its previous result stands for, so that the previous score still counts (and
+        the pass rate holds) until the new one is in."""
+        if self.is_active and self.result is not None:
+            return RESULT_STATES.get(self.result.status, self.state)
+        return self.state
+
+    @property
     def raw_score(self) -> float | None:
-        if self.result is None or self.state not in SCORED_STATES:
+        if self.result is None or self.settled_state not in SCORED_STATES:
             return None
         return self.result.score
 
@@ -222,7 +233,7 @@ class Submission(Base):
     @property
     def integrity(self) -> dict[str, Any] | None:
         """The generalisation probe's verdict, when it flagged this submission."""
-        if self.result is None or self.state not in SCORED_STATES:
+        if self.result is None or self.settled_state not in SCORED_STATES:
             return None
         verdict = (self.result.report or {}).get("integrity")
         return verdict if verdict and verdict.get("flagged") else None

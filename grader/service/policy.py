@@ -147,7 +147,9 @@ class Standing:
         """The counted submission's state; otherwise where the latest one is (queued,
         refused, ...); "none" without any. One meaning for the gradebook, its filter,
         the CSV and the pass rate."""
-        sub = self.counted_submission or self.latest_submission
+        if self.counted_submission is not None:
+            return self.counted_submission.settled_state
+        sub = self.latest_submission
         return sub.state if sub is not None else "none"
 
     @property
@@ -156,7 +158,7 @@ class Standing:
         without one, "queued" and the like while the latest is on its way, "no valid
         submission" when every upload was refused, "not submitted" without any."""
         if self.counted_submission is not None:
-            return state_label(self.counted_submission.state)
+            return state_label(self.counted_submission.settled_state)
         latest = self.latest_submission
         if latest is None:
             return NOT_SUBMITTED

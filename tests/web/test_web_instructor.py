@@ -102,6 +102,31 @@ def test_regrade_one_and_all_with_confirmation(app: Flask, client: FlaskClient) 
         assert db.session.query(AuditLog).filter_by(action="regrade").count() == 3
 
 
+def test_figures_hold_during_a_regrade(app: Flask, client: FlaskClient) -> None:
+    """A regrade keeps the previous result until the new one is in: the pass rate, the
+    counted score and the status do not drop to nothing while the jobs wait."""
+    from grader.service.policy import standing
+
+    add_submission(app, "alice")
+    add_submission(app, "bob", status="failed", content=b"bob")
+    login(client, "prof")
+
+    def figures() -> tuple[str, float | None, str]:
+        page = client.get(f"/instructor/assignments/{A}").get_data(as_text=True)
+        rate = re.search(r'class="n">([^<]*)</span><span>pass rate', page).group(1)
+        with app.app_context():
+            alice = db.session.query(User).filter_by(username="alice").one()
+            st = standing(alice, db.session.get(Assignment, A))
+            return rate, st.counted, st.label
+
+    before = figures()
+    assert before[0] == "50.0 %" and before[2] == "passed"
+    client.post(f"/instructor/assignments/{A}/regrade", data={"confirm": "y"})
+    with app.app_context():
+        assert {s.state for s in db.session.query(Submission)} == {"queued"}
+    assert figures() == before
+
+
 def test_instructor_sees_log_and_any_feedback(app: Flask, client: FlaskClient) -> None:
     sid = add_submission(app, "bob")
     login(client, "prof")
