@@ -1,8 +1,10 @@
-"""50 uploads at once through the web (Flask test clients in threads), real workers on
-the embedded SQLite database + SQLite broker: 50 submissions, 50 results, no duplicates.
+"""50 uploads at once through the web (Flask test clients in threads), real workers, on
+the embedded default (SQLite + SQLite broker) and on PostgreSQL + Redis: 50
+submissions, 50 results, no duplicates. (The daily cap under parallel uploads, on
+both databases: tests/web/test_upload_limits.py.)
 
-A mix, for speed: 40 hostile or broken files refused by the inspect queue in
-milliseconds, and 10 correct models evaluated in the sandbox.
+A mix, for speed: 45 hostile or broken files refused by the inspect queue in
+milliseconds, and 5 correct models evaluated in the sandbox.
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from queueutil import PASSWORD, Stack
 
 
-def test_fifty_parallel_uploads(sqlite_stack: Stack, models: dict[str, Path]) -> None:
-    stack = sqlite_stack
+@pytest.mark.parametrize("layout", ["sqlite_stack", "pg_redis_stack"])
+def test_fifty_parallel_uploads(
+    layout: str, request: pytest.FixtureRequest, models: dict[str, Path]
+) -> None:
+    stack: Stack = request.getfixturevalue(layout)
     stack.setup_db(students=50)
     stack.worker("inspect")
     stack.worker("evaluate")
-    kinds = ["good" if i % 5 == 0 else ("garbage", "lambda", "pickle")[i % 3] for i in range(50)]
+    kinds = ["good" if i % 10 == 0 else ("garbage", "lambda", "pickle")[i % 3] for i in range(50)]
     blobs = {k: models[k].read_bytes() for k in set(kinds)}
 
     def upload(i: int) -> int:
