@@ -253,7 +253,10 @@ def evaluate(
                 assert result.predictions is not None
                 n_test = len(test_set.labels)
                 predictions = result.predictions[:n_test]
-                facts = output_facts(predictions, result.invalid_rows, len(CIFAR10_CLASSES))
+                invalid = result.invalid_rows
+                facts = output_facts(
+                    predictions, None if invalid is None else invalid[:n_test], len(CIFAR10_CLASSES)
+                )
                 evaluation.outputs = facts
                 evaluation.metrics = score_predictions(
                     predictions, test_set.labels, invalid=None if facts.clean else facts.invalid
@@ -264,6 +267,8 @@ def evaluate(
                     )
                 evaluation.output_max = facts.max_abs
                 if block.holdout is not None:
+                    if held_out is not None and not facts.clean:
+                        problem = "the model's outputs are not one score per class"
                     evaluation.holdout = (
                         holdout.score(
                             block.holdout,
@@ -272,7 +277,7 @@ def evaluate(
                             held_out.labels,
                             evaluation.metrics.accuracy,
                         )
-                        if held_out is not None
+                        if held_out is not None and facts.clean
                         else holdout.unavailable(block.holdout, problem)
                     )
     except NotGradable as exc:

@@ -107,6 +107,29 @@ def test_a_missing_set_is_reported_and_the_test_set_still_graded(cifar: tuple) -
     assert "no/such/cifar10.1.npz" in h.problem
 
 
+@pytest.mark.parametrize("broken", ["five_classes", "nan"])
+def test_unusable_outputs_are_diagnosed_not_refused_with_a_held_out_set(
+    cifar: tuple, tmp_path: Path, broken: str
+) -> None:
+    import keras
+
+    width = 5 if broken == "five_classes" else 10
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(width)]
+    )
+    if broken == "nan":
+        kernel, bias = model.layers[-1].get_weights()
+        model.layers[-1].set_weights([kernel, np.full_like(bias, np.nan)])
+    path = tmp_path / f"{broken}.keras"
+    model.save(path)
+    report = _grade(path, cifar, str(cifar[1]))
+    assert report.status == "failed", report.reason
+    codes = {d.code for d in report.diagnosis}
+    assert codes & {"wrong_class_count", "non_finite_outputs"}, codes
+    h = report.integrity.holdout if report.integrity else None
+    assert h is None or (h.accuracy is None and not h.flagged)
+
+
 def test_relative_paths_are_read_from_the_assignments_folder(tmp_path: Path) -> None:
     from grader.holdout import resolve
     from grader.spec import Holdout
