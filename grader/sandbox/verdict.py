@@ -39,6 +39,7 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_bytes: int | None = None
     device: str = "cpu"
+    backend: str = "tensorflow"  # the Keras backend the sandbox ran
     # Outputs for probe variants of the first images, by probe name (never scored here).
     probes: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -221,9 +222,15 @@ def _bad(reason: str) -> NotGradable:
 
 
 def collect(
-    out: Path, n_images: int | None, spawn_t: float, limits: SandboxLimits, gpu: int | None
+    out: Path,
+    n_images: int | None,
+    spawn_t: float,
+    limits: SandboxLimits,
+    gpu: int | None,
+    backend: str = "tensorflow",
 ) -> EvaluationResult:
-    """Parse and validate everything the sandbox wrote; trust none of it."""
+    """Parse and validate everything the sandbox wrote; trust none of it (``backend``:
+    the one it was started with, which the summary must name)."""
     path = out / "summary.json"
     try:
         data = json.loads(_read_bounded(path, SUMMARY_MAX_BYTES).decode("utf-8"))
@@ -242,6 +249,8 @@ def collect(
     if not _is_count(total) or not _is_count(trainable):
         raise _bad("parameter counts are missing")
     input_shape = _clean_shape(data.get("input_shape"))
+    if data.get("backend", backend) != backend:  # the record is what was started
+        raise _bad(f"the sandbox did not run the {backend} backend")
 
     timings: dict[str, float] = {}
     raw_t = data.get("timings") if isinstance(data.get("timings"), dict) else {}
@@ -272,6 +281,7 @@ def collect(
         timings=timings,
         peak_rss_bytes=int(rss) if _is_count(rss) else None,
         device="cpu" if gpu is None else f"gpu:{gpu}",
+        backend=backend,
         probes=probes,
     )
 
