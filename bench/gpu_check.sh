@@ -42,7 +42,8 @@ if ! command -v bwrap >/dev/null && compgen -G ".deb/*.deb" >/dev/null; then
 fi
 
 echo "== host"
-nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader || true
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader 2>/dev/null ||
+    echo "no nvidia-smi: no NVIDIA GPU visible"
 "$python" - <<'EOF'
 import importlib.util, platform, shutil
 print("python", platform.python_version())
