@@ -163,6 +163,7 @@ model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3),
 y = model.predict_on_batch(np.ones((2, 8, 8, 3), "float32"))
 print("predicted", keras.backend.backend(), backend, np.asarray(y).shape, flush=True)
 print("tensorflow imported", "tensorflow" in sys.modules, flush=True)
+print("jax imported", sys.modules.get("jax") is not None, flush=True)
 attempts = {{
     "inet": lambda: socket.create_connection(("127.0.0.1", 9), timeout=2),
     "write_host": lambda: open("{host}/new", "w"),
@@ -209,6 +210,8 @@ def test_walls_hold_whichever_backend_runs(tmp_path: Path, backend: str) -> None
         assert f"denied {name}" in out
     if backend != "tensorflow":
         assert "tensorflow imported False" in out  # a JAX or torch job never loads TF
+    if backend != "jax":
+        assert "jax imported False" in out  # nor does Keras load JAX behind its back
     assert (work / "ok").read_text() == "1"
 
 

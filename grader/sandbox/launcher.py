@@ -294,6 +294,10 @@ def prepare_backend(gpu: int | None) -> str:
     """Import the backend ``KERAS_BACKEND`` names (TensorFlow only for "tensorflow") and
     bound its threads and GPU memory before any op runs; return its name."""
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend != "jax":
+        # Keras imports JAX whenever it is installed (an optional callback); another
+        # backend never needs it, and it costs address space, threads and import time.
+        sys.modules.setdefault("jax", None)  # type: ignore[arg-type]
     if backend == "tensorflow":
         import tensorflow as tf
 
