@@ -330,6 +330,7 @@ def build_report(
         timings=dict(evaluation.timings if timings is None else timings),
         file_sha256=file_sha256,
         device=evaluation.result.device,
+        backend=evaluation.result.backend,
     )
 
 
@@ -375,7 +376,8 @@ def grade_file(
     except EvaluationRefused as exc:
         clock.timings.update(exc.evaluation.timings)
         report = refusal_report(spec, exc.reason, file_sha256=sha, model=model,
-                                device=exc.evaluation.result.device)  # fmt: skip
+                                device=exc.evaluation.result.device,
+                                backend=exc.evaluation.result.backend)  # fmt: skip
     except NotGradable as exc:
         report = refusal_report(spec, exc.reason, file_sha256=sha, model=model)
     report.timings = {**clock.timings, "total": round(time.perf_counter() - started, 4)}
@@ -390,6 +392,7 @@ def refusal_report(
     model: ModelInfo | None = None,
     device: str | None = None,
     timings: dict[str, float] | None = None,
+    backend: str | None = None,
 ) -> Report:
     """The "not gradable" report: no checks, no points (out of what a graded file could
     earn), the reason in plain words."""
@@ -403,5 +406,6 @@ def refusal_report(
         file_sha256=file_sha256,
         model=model or ModelInfo(),
         device=device,
+        backend=backend,
         timings=timings or {},
     )

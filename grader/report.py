@@ -154,6 +154,7 @@ class Report(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     file_sha256: str | None = None
     device: str | None = None
+    backend: str | None = None  # the Keras backend the sandbox ran (tensorflow, jax, torch)
     grader_version: str = ""
 
     @property

@@ -9,6 +9,7 @@ are read where they are used.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -70,6 +71,11 @@ class Settings(BaseSettings):
     )
     sandbox_max_file_bytes: int = Field(64 * MB, description="Largest file the sandbox may write.")
     predict_batch_size: int = Field(500, description="Images per predict() batch.")
+    keras_backend: Literal["tensorflow", "jax", "torch"] = Field(
+        "tensorflow",
+        description="Keras backend inside the sandbox: tensorflow, jax or torch (Keras 2 "
+        "files always run on TensorFlow).",
+    )
     sandbox_debug: bool = Field(
         False, description="Print the sandbox's confinement report to stderr (debugging)."
     )

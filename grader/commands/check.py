@@ -30,25 +30,38 @@ from grader.commands.shared import assignments_option
     "bubblewrap; never for someone else's.",
 )
 @click.option("--cpu", is_flag=True, help="Do not use a GPU even if one is present.")
+@click.option(
+    "--backend",
+    type=click.Choice(["tensorflow", "jax", "torch"]),
+    default=None,
+    help="Keras backend inside the sandbox (default: $GRADER_KERAS_BACKEND, else tensorflow).",
+)
 @assignments_option
 def check(
     model: Path, assignment: str, data: Path | None, as_json: bool, trust: bool, cpu: bool,
-    assignments_dir: Path | None,
+    backend: str | None, assignments_dir: Path | None,
 ) -> int:  # fmt: skip
     """Grade one MODEL file (.keras or .h5) against an assignment."""
+    from functools import partial
+
     from grader.data import find_test_set
     from grader.pipeline import grade_file
     from grader.render import render_text
+    from grader.sandbox import evaluate_model
     from grader.settings import get_settings
     from grader.spec import find_spec
 
     settings = get_settings()
+    if backend is not None:
+        settings = settings.model_copy(update={"keras_backend": backend})
     spec = find_spec(assignment, _assignments_dir(assignments_dir))
     test_set = None
     if spec.evaluation is not None:
         test_set = find_test_set(data, settings.cifar10)
     gpu = None if cpu or not Path("/dev/nvidia0").exists() else 0
-    report = grade_file(model, spec, settings=settings, trust=trust, test_set=test_set, gpu=gpu)
+    evaluator = partial(evaluate_model, backend=settings.keras_backend)
+    report = grade_file(model, spec, settings=settings, trust=trust, test_set=test_set, gpu=gpu,
+                        evaluator=evaluator)  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
     else:

@@ -128,9 +128,16 @@ def serve(
 )
 @click.option("--name", default="grader", show_default=True, help="Node name prefix.")
 @click.option("--loglevel", default="INFO", show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice(["tensorflow", "jax", "torch"]),
+    default=None,
+    help="Keras backend of this machine's sandboxes (default: $GRADER_KERAS_BACKEND).",
+)
 def worker(
-    queues: str, concurrency: int | None, gpus: str | None, name: str, loglevel: str
-) -> None:
+    queues: str, concurrency: int | None, gpus: str | None, name: str, loglevel: str,
+    backend: str | None,
+) -> None:  # fmt: skip
     """Run grading workers on this machine against the configured broker and database.
 
     Add machines by running this on each with the same DATABASE_URL, CELERY_BROKER_URL
@@ -138,6 +145,7 @@ def worker(
     """
     from grader.queue.gpu import celery_argv, parse_gpus, parse_queues, plan_workers
     from grader.queue.supervisor import Supervisor
+    from grader.settings import env_name
 
     try:
         plan = plan_workers(
@@ -147,9 +155,13 @@ def worker(
         raise click.UsageError(str(exc)) from None
     app = web_app()
     env = _worker_env(app)
+    if backend is not None:  # every worker process reads it as its setting
+        env[env_name("keras_backend")] = backend
     for spec in plan:
         gpu = f", GPU {spec.gpu}" if spec.gpu is not None else ""
         click.echo(f"worker {spec.name}: {','.join(spec.queues)} x{spec.concurrency}{gpu}")
+    if backend is not None:
+        click.echo(f"Keras backend in the sandbox: {backend}")
     if len(plan) == 1:  # become the worker: signals and exit codes are Celery's own
         spec = plan[0]
         sys.stdout.flush()

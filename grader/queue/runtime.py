@@ -33,9 +33,10 @@ def worker_service() -> Service:
 
 
 def evaluator() -> Callable[..., Any]:
-    """The evaluator for this process: a WarmEvaluator (TensorFlow imported once per
-    process) unless disabled (``GRADER_WARM=0``), unavailable or on a GPU worker,
-    else a fresh sandbox per job. GPU workers pass their own GPU to the sandbox."""
+    """The evaluator for this process: a WarmEvaluator (Keras and its backend imported
+    once per process) unless disabled (``GRADER_WARM=0``), unavailable or on a GPU
+    worker, else a fresh sandbox per job. GPU workers pass their own GPU to the sandbox;
+    every job runs the backend of ``GRADER_KERAS_BACKEND``."""
     from functools import partial
 
     from grader.queue.gpu import worker_gpu
@@ -48,14 +49,16 @@ def evaluator() -> Callable[..., Any]:
             return _evaluators[pid]
         settings = get_settings()
         gpu = worker_gpu()
-        chosen: Callable[..., Any] = evaluate_model
+        chosen: Callable[..., Any] = partial(evaluate_model, backend=settings.keras_backend)
         if gpu is None and settings.warm:
             try:
                 from grader.sandbox.policy import SandboxLimits
                 from grader.sandbox.warm import WarmEvaluator
 
                 chosen = WarmEvaluator(
-                    SandboxLimits.from_settings(settings), images=_test_images(settings)
+                    SandboxLimits.from_settings(settings),
+                    images=_test_images(settings),
+                    backend=settings.keras_backend,
                 )
             except Exception as exc:  # the warm pool is an optimisation, never a requirement
                 log.warning("warm sandbox unavailable (%s); a fresh sandbox per job", exc)

@@ -213,13 +213,16 @@ def short_reason(exc: BaseException, model_path: str) -> str:
 
 
 def is_oom(exc: BaseException) -> bool:
-    """TF reports an exhausted allocator as ResourceExhaustedError, not MemoryError."""
+    """TF reports an exhausted allocator as ResourceExhaustedError, JAX as
+    RESOURCE_EXHAUSTED and torch as "CUDA out of memory", not MemoryError."""
     text = str(exc)
     return (
         isinstance(exc, MemoryError)
         or "ResourceExhausted" in type(exc).__name__
         or "OOM when allocating" in text
         or "bad_alloc" in text
+        or "RESOURCE_EXHAUSTED" in text
+        or "CUDA out of memory" in text
     )
 
 
@@ -280,6 +283,37 @@ def write_json(out_dir: str, name: str, data: dict) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, allow_nan=False)
     os.replace(tmp, os.path.join(out_dir, name))
+
+
+# --------------------------------------------------------------------------- backends
+#: Inter-op threads of torch (its pool is sized by the core count otherwise).
+TORCH_INTEROP_THREADS = 2
+
+
+def prepare_backend(gpu: int | None) -> str:
+    """Import the backend ``KERAS_BACKEND`` names (TensorFlow only for "tensorflow") and
+    bound its threads and GPU memory before any op runs; return its name."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend != "jax":
+        # Keras imports JAX whenever it is installed (an optional callback); another
+        # backend never needs it, and it costs address space, threads and import time.
+        sys.modules.setdefault("jax", None)  # type: ignore[arg-type]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if gpu is not None:
+            for dev in tf.config.list_physical_devices("GPU"):
+                tf.config.experimental.set_memory_growth(dev, True)
+    elif backend == "torch":
+        import torch
+
+        with contextlib.suppress(RuntimeError):  # already set (a warm job child)
+            torch.set_num_interop_threads(TORCH_INTEROP_THREADS)
+    elif backend == "jax":
+        import jax  # noqa: F401  (XLA_PYTHON_CLIENT_PREALLOCATE comes from the env)
+    else:
+        raise Failure(EXIT_OTHER, "other", f"unknown Keras backend {backend!r}")
+    return backend
 
 
 # --------------------------------------------------------------------------- main
@@ -421,11 +455,8 @@ def evaluate(args: argparse.Namespace, images=None, started_at: float | None = N
     timings: dict[str, float] = {}
     t0 = time.time()
     import numpy as np
-    import tensorflow as tf
 
-    if args.gpu is not None:
-        for dev in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(dev, True)
+    backend = prepare_backend(args.gpu)
     if args.loader == "tf_keras":  # a file written by Keras 2: its own loader and numbers
         import tf_keras as keras
     else:
@@ -454,6 +485,7 @@ def evaluate(args: argparse.Namespace, images=None, started_at: float | None = N
         "trainable_params": n_weights(model.trainable_weights),
         "input_shape": input_shape,
         "device": "cpu" if args.gpu is None else f"gpu:{args.gpu}",
+        "backend": backend,
         "predictions": None,
     }
 
@@ -579,7 +611,7 @@ def _send(fd: int, msg: dict) -> None:
 
 
 def zygote_main(argv: list[str]) -> int:
-    """Warm mode: import TensorFlow once, then fork one locked-down child per job.
+    """Warm mode: import Keras and its backend once, then fork one locked-down child per job.
 
     The zygote itself never touches a student's file. Requests are JSON lines on
     stdin; replies go to the original stdout ({"ready"}, then {"started"} and
@@ -595,9 +627,10 @@ def zygote_main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
     t0 = time.time()
-    import keras  # noqa: F401
     import numpy as np
-    import tensorflow  # noqa: F401  (the point: pay the import once)
+
+    prepare_backend(None)  # the point: pay the backend's import once
+    import keras  # noqa: F401
 
     images = None
     if args.images is not None:

@@ -52,14 +52,24 @@ _BASE_ENV: dict[str, str] = {
     "TMPDIR": "/tmp",
     "LANG": "C.UTF-8",
     "TF_CPP_MIN_LOG_LEVEL": "2",
-    "KERAS_BACKEND": "tensorflow",
     "KERAS_HOME": "/tmp/.keras",
     "MPLCONFIGDIR": "/tmp",
     "PYTHONDONTWRITEBYTECODE": "1",
-    # RLIMIT_NPROC counts threads: keep TF's pools bounded whatever the core count.
-    "TF_NUM_INTRAOP_THREADS": "4",
-    "TF_NUM_INTEROP_THREADS": "2",
     "OMP_NUM_THREADS": "4",
+}
+
+#: The Keras backends a sandbox can run (``KERAS_BACKEND`` inside it).
+BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT_BACKEND = "tensorflow"
+#: What each backend needs on top of the base environment. RLIMIT_NPROC counts threads,
+#: so every backend's pools stay bounded whatever the core count (threads measured on
+#: CPU after predicting: tensorflow 7, jax 20, torch 3; README "Backends").
+_BACKEND_ENV: dict[str, dict[str, str]] = {
+    "tensorflow": {"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "2"},
+    # No 75% pre-allocation of the GPU's memory; on CPU no probing for CUDA plugins.
+    "jax": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+    # torch's intra-op pool follows OMP_NUM_THREADS; the launcher caps the inter-op pool.
+    "torch": {"MKL_NUM_THREADS": "4"},
 }
 
 
@@ -95,10 +105,22 @@ class Bind:
     writable: bool = False
 
 
-def sandbox_env(gpu: int | None) -> dict[str, str]:
-    """Environment inside the sandbox; ``CUDA_VISIBLE_DEVICES=""`` keeps TF off any GPU."""
+def check_backend(backend: str) -> str:
+    """``backend`` if the sandbox knows it; ValueError naming the choices otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown Keras backend {backend!r} (choose {', '.join(BACKENDS)})")
+    return backend
+
+
+def sandbox_env(gpu: int | None, backend: str = DEFAULT_BACKEND) -> dict[str, str]:
+    """Environment inside the sandbox; ``CUDA_VISIBLE_DEVICES=""`` keeps every backend
+    off any GPU, and ``KERAS_BACKEND`` is set before the launcher imports Keras."""
     env = dict(_BASE_ENV)
+    env["KERAS_BACKEND"] = check_backend(backend)
+    env.update(_BACKEND_ENV[backend])
     env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(int(gpu))
+    if backend == "jax":
+        env["JAX_PLATFORMS"] = "cpu" if gpu is None else "cuda"
     return env
 
 
@@ -277,15 +299,17 @@ def sandbox_argv(
     env: Mapping[str, str] | None = None,
     device_exists: Callable[[str], bool] = os.path.exists,
     system: list[list[str]] | None = None,
+    backend: str = DEFAULT_BACKEND,
 ) -> list[str]:
-    """The full confined command line for ``inner`` (an argv valid inside the sandbox)."""
+    """The full confined command line for ``inner`` (an argv valid inside the sandbox);
+    ``env`` defaults to :func:`sandbox_env` for ``gpu`` and ``backend``."""
     devices = gpu_device_paths(gpu, device_exists) if gpu is not None else []
     return (
         timeout_argv(limits)
         + prlimit_argv(limits, gpu)
         + bwrap_argv(
             binds,
-            env=sandbox_env(gpu) if env is None else env,
+            env=sandbox_env(gpu, backend) if env is None else env,
             gpu_devices=devices,
             system=system,
         )

@@ -8,6 +8,8 @@ scrubbed tail ever reaches a message shown to anyone.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -19,10 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 
-from grader.errors import NotGradable, SandboxUnavailable
+from grader.errors import ConfigurationError, NotGradable, SandboxUnavailable
 from grader.formats import EXTENSIONS
 from grader.sandbox import launcher as _launcher
 from grader.sandbox.policy import (
+    DEFAULT_BACKEND,
     FMAP_IMAGES_NAME,
     IMAGES_NAME,
     LAUNCHER_NAME,
@@ -32,6 +35,7 @@ from grader.sandbox.policy import (
     SANDBOX_DIR,
     Bind,
     SandboxLimits,
+    check_backend,
     launcher_args,
     python_roots,
     sandbox_argv,
@@ -46,7 +50,9 @@ from grader.sandbox.verdict import (
     read_capped,
     tail,
 )
+from grader.settings import get_settings
 
+log = logging.getLogger(__name__)
 LAUNCHER_SOURCE = Path(_launcher.__file__)
 #: Seconds the runner waits beyond ``timeout -k`` before killing the group itself.
 RUNNER_SLACK_SECONDS = 10
@@ -140,17 +146,19 @@ def run_sandboxed(
     read_only: list[Path],
     limits: SandboxLimits,
     writable_dir: Path | None = None,
+    backend: str = DEFAULT_BACKEND,
 ) -> subprocess.CompletedProcess:
     """Run ``argv`` in the same confinement as :func:`evaluate_model` (used to prove it).
 
     ``read_only`` host paths appear at the same path, read-only; ``writable_dir`` (if any)
     appears at its own path, writable. The caller must make them readable/writable by
-    uid 65534. stdout/stderr are text, capped to their last 4 MiB.
+    uid 65534. stdout/stderr are text, capped to their last 4 MiB. ``backend``: whose
+    environment (``KERAS_BACKEND``, thread caps) the sandbox gets.
     """
     binds = python_binds() + [Bind(Path(p), PurePosixPath(str(p))) for p in read_only]
     if writable_dir is not None:
         binds.append(Bind(Path(writable_dir), PurePosixPath(str(writable_dir)), writable=True))
-    full = sandbox_argv(list(argv), limits=limits, binds=binds)
+    full = sandbox_argv(list(argv), limits=limits, binds=binds, backend=backend)
     with _private_tmp() as work:
         rc, out, err, _, _ = _spawn(full, work, limits.wall_seconds)
     return subprocess.CompletedProcess(full, rc, out, err)
@@ -171,10 +179,12 @@ def evaluate_model(
     probes: tuple[str, ...] = (),
     probe_images: int = 0,
     feature_images: Path | None = None,
+    backend: str | None = None,
 ) -> EvaluationResult:
     """Load ``model_path`` in the sandbox, describe it and predict ``images`` (uint8 NHWC).
 
     ``loader`` is "keras" (Keras 3) or "tf_keras" (files written by Keras 2).
+    ``backend``: the Keras backend inside (None: ``GRADER_KERAS_BACKEND``).
     ``probes`` also predicts the first ``probe_images`` images under each named
     variant (see the launcher's ``probe_input``); they come back unscored.
     ``feature_images`` (uint8 NHWC, a few images) get their convolution and pooling
@@ -183,6 +193,7 @@ def evaluate_model(
     """
     if not trust:
         require_sandbox()
+    backend = resolve_backend(backend, loader)
     model_path = Path(model_path)
     suffix = model_suffix(model_path)
     n_images = None
@@ -231,7 +242,7 @@ def evaluate_model(
         spawn_t = time.time()
         if trust:
             argv = trusted_argv(launcher(stage, out, [str(home)]), limits=limits, gpu=gpu)
-            env = sandbox_env(gpu) | {
+            env = sandbox_env(gpu, backend) | {
                 "HOME": str(home),
                 "TMPDIR": str(home),
                 "KERAS_HOME": str(home / ".keras"),
@@ -242,11 +253,28 @@ def evaluate_model(
             os.chown(out, NOBODY_UID, NOBODY_GID)
             binds = [*python_binds(), Bind(stage, SANDBOX_DIR), Bind(out, OUT_DIR, True)]
             inner = launcher(SANDBOX_DIR, OUT_DIR, ["/tmp"])
-            argv = sandbox_argv(inner, limits=limits, binds=binds, gpu=gpu)
+            argv = sandbox_argv(inner, limits=limits, binds=binds, gpu=gpu, backend=backend)
             rc, _, err, elapsed, killed = _spawn(argv, work, limits.wall_seconds)
 
         raise_for_failure(rc, err, out, elapsed, killed, limits, scrub=[str(work)])
-        return collect(out, n_images, spawn_t, limits, gpu, n_feature)
+        return collect(out, n_images, spawn_t, limits, gpu, n_feature, backend=backend)
+
+
+def resolve_backend(backend: str | None, loader: str = "keras") -> str:
+    """The backend a run uses: ``backend`` or the setting; a Keras 2 file (tf_keras exists
+    only for TensorFlow) falls back to TensorFlow, logged for the operator, and the
+    report records the backend that really ran. ConfigurationError when it cannot."""
+    chosen = check_backend(backend or get_settings().keras_backend)
+    if loader != "tf_keras" or chosen == DEFAULT_BACKEND:
+        return chosen
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ConfigurationError(
+            f"This Keras 2 file needs TensorFlow (tf_keras), which is not installed; this "
+            f"worker runs the {chosen} backend. Install tensorflow and tf_keras, or route "
+            "Keras 2 files to a TensorFlow worker."
+        )
+    log.warning("a Keras 2 file runs on TensorFlow, not on the %s backend", chosen)
+    return DEFAULT_BACKEND
 
 
 def require_sandbox() -> None:

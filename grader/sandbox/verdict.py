@@ -62,6 +62,7 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_bytes: int | None = None
     device: str = "cpu"
+    backend: str = "tensorflow"  # the Keras backend the sandbox ran
     # Outputs for probe variants of the first images, by probe name (never scored here).
     probes: dict[str, np.ndarray] = field(default_factory=dict)
     # Rows of ``predictions`` that held NaN or infinity (set to 0 there); None: all finite.
@@ -254,10 +255,12 @@ def collect(
     limits: SandboxLimits,
     gpu: int | None,
     n_feature_images: int = 0,
+    backend: str = "tensorflow",
 ) -> EvaluationResult:
     """Parse and validate everything the sandbox wrote; trust none of it.
 
-    ``n_feature_images``: how many feature-map images were given (0: none asked for)."""
+    ``n_feature_images``: how many feature-map images were given (0: none asked for);
+    ``backend``: the one it was started with, which the summary must name."""
     path = out / "summary.json"
     try:
         data = json.loads(_read_bounded(path, SUMMARY_MAX_BYTES).decode("utf-8"))
@@ -276,6 +279,8 @@ def collect(
     if not _is_count(total) or not _is_count(trainable):
         raise _bad("parameter counts are missing")
     input_shape = _clean_shape(data.get("input_shape"))
+    if data.get("backend", backend) != backend:  # the record is what was started
+        raise _bad(f"the sandbox did not run the {backend} backend")
 
     timings: dict[str, float] = {}
     raw_t = data.get("timings") if isinstance(data.get("timings"), dict) else {}
@@ -310,6 +315,7 @@ def collect(
         timings=timings,
         peak_rss_bytes=int(rss) if _is_count(rss) else None,
         device="cpu" if gpu is None else f"gpu:{gpu}",
+        backend=backend,
         probes=probes,
         invalid_rows=invalid,
         feature_maps=maps,

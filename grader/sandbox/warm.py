@@ -43,6 +43,7 @@ from types import TracebackType
 
 from grader.errors import NotGradable
 from grader.sandbox.policy import (
+    DEFAULT_BACKEND,
     FMAP_IMAGES_NAME,
     IMAGES_NAME,
     LAUNCHER_NAME,
@@ -59,6 +60,7 @@ from grader.sandbox.runner import (
     model_suffix,
     python_binds,
     require_sandbox,
+    resolve_backend,
 )
 from grader.sandbox.verdict import (
     EvaluationResult,
@@ -118,7 +120,13 @@ class _JobOutcome:
 class _Zygote:
     """One sandboxed pre-imported process and the host folders it sees."""
 
-    def __init__(self, images: Path | None, ceiling: SandboxLimits, allow_payloads: bool) -> None:
+    def __init__(
+        self,
+        images: Path | None,
+        ceiling: SandboxLimits,
+        allow_payloads: bool,
+        backend: str = DEFAULT_BACKEND,
+    ) -> None:
         self.images_key = _FileKey.of(images) if images is not None else None
         self.ceiling = ceiling
         self.work = Path(tempfile.mkdtemp(prefix="grader-warm-"))  # 0700, root only
@@ -148,7 +156,7 @@ class _Zygote:
         self.started = time.monotonic()
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                sandbox_argv(inner, limits=chain, binds=binds),
+                sandbox_argv(inner, limits=chain, binds=binds, backend=backend),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -374,11 +382,15 @@ class WarmEvaluator:
         *,
         images: Path | None = None,
         test_hooks: bool = False,
+        backend: str | None = None,
     ) -> None:
-        if limits is None:
-            from grader.settings import get_settings
+        """``backend``: the Keras backend the zygote pre-imports (None: the setting); a
+        job asking for another one (a Keras 2 file: TensorFlow) takes a cold sandbox."""
+        from grader.settings import get_settings
 
+        if limits is None:
             limits = SandboxLimits.from_settings(get_settings())
+        self.backend = resolve_backend(backend)
         self._ceiling = limits
         self._images = Path(images) if images is not None else None
         self._test_hooks = test_hooks
@@ -457,7 +469,7 @@ class WarmEvaluator:
                 max_file_bytes=max(limits.max_file_bytes, c.max_file_bytes),
             )
             t0 = time.monotonic()
-            z = _Zygote(self._images, ceiling, self._test_hooks)
+            z = _Zygote(self._images, ceiling, self._test_hooks, self.backend)
             self.stats["zygote_starts"] += 1
             try:
                 ready = z.wait_ready()
@@ -487,15 +499,19 @@ class WarmEvaluator:
         probes: tuple[str, ...] = (),
         probe_images: int = 0,
         feature_images: Path | None = None,
+        backend: str | None = None,
     ) -> EvaluationResult:
         """Same contract as :func:`grader.sandbox.evaluate_model`, on the warm path
-        (the zygote holds Keras 3: a Keras 2 file takes a cold sandbox)."""
+        (the zygote holds Keras 3 on its backend: a Keras 2 file, or another backend,
+        takes a cold sandbox)."""
+        backend = resolve_backend(backend or self.backend, loader)
         cold = dict(
             scale=scale, offset=offset, limits=limits, trust=trust, gpu=gpu, batch_size=batch_size,
             loader=loader, probes=probes, probe_images=probe_images,
-            feature_images=feature_images,
+            feature_images=feature_images, backend=backend,
         )  # fmt: skip
-        if trust or gpu is not None or self._warm_refused or loader != "keras":
+        other = loader != "keras" or backend != self.backend
+        if trust or gpu is not None or self._warm_refused or other:
             self.stats["cold_jobs"] += 1
             return evaluate_model(model_path, images, **cold)  # type: ignore[arg-type]
         require_sandbox()
@@ -547,7 +563,9 @@ class WarmEvaluator:
                     raise_for_failure(
                         res.rc, err, res.out, res.elapsed, res.killed, limits, scrub=scrub
                     )
-                    return collect(res.out, n_images, res.spawn_t, limits, None, n_feature)
+                    return collect(
+                        res.out, n_images, res.spawn_t, limits, None, n_feature, backend=backend
+                    )
                 finally:
                     shutil.rmtree(job, ignore_errors=True)
         raise NotGradable("Evaluation stopped unexpectedly (the sandbox ended).")

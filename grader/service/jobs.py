@@ -223,6 +223,7 @@ def _evaluated(
     except EvaluationRefused as exc:
         return refusal_report(
             spec, exc.reason, file_sha256=sha, device=exc.evaluation.result.device,
+            backend=exc.evaluation.result.backend,
             model=model_info(inspection.architecture, inspection.format),
             timings=exc.evaluation.timings,
         )  # fmt: skip

@@ -81,7 +81,8 @@ def test_gpu_worker_passes_its_gpu_to_the_sandbox(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(gpu.GPU_ENV, "1")
     monkeypatch.setattr(runtime, "_evaluators", {})
     evaluate = runtime.evaluator()
-    assert evaluate.keywords == {"gpu": 1}  # type: ignore[attr-defined]
+    # ... and the worker's Keras backend (GRADER_KERAS_BACKEND, tensorflow by default).
+    assert evaluate.keywords == {"gpu": 1, "backend": "tensorflow"}  # type: ignore[attr-defined]
     monkeypatch.setattr(runtime, "_evaluators", {})
 
 
