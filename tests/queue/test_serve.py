@@ -80,8 +80,10 @@ def _zombie(pid: int) -> bool:
 
 
 def test_serve_demo_prints_logins_that_work_and_twice_duplicates_nothing(tmp_path: Path) -> None:
-    """The README's first command: `grader serve --demo`, run twice on one instance."""
-    env = {**os.environ, **base_env(tmp_path)}
+    """The README's first command: `grader serve --demo`, run twice on one instance,
+    offline with no CIFAR-10 test set (the demo's CIFAR-10 submission, graded when the
+    test set is there, is tested in tests/web/test_demo.py)."""
+    env = {**os.environ, **base_env(tmp_path), "GRADER_CIFAR10": str(tmp_path / "no-cifar10")}
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_BROKER_KEYPREFIX"):
         env.pop(name, None)
     first, second = (_serve_demo_once(tmp_path, env, run) for run in range(2))
@@ -108,6 +110,7 @@ def _serve_demo_once(tmp_path: Path, env: dict[str, str], run: int) -> str:
         assert proc.poll() is None, text()
         out = text()
         assert f"http://127.0.0.1:{port}/" in out and "Try first" in out
+        assert "No CIFAR-10 test set here yet" in out and "GRADER_CIFAR10" in out
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
             assert r.status == 200
         proc.send_signal(signal.SIGINT)
