@@ -152,6 +152,37 @@ def test_database_outage_mid_evaluation_recovers_and_grades_once(
     _graded_once(stack, sid, row)
 
 
+def test_unreadable_storage_is_an_infrastructure_error_that_uses_no_attempt(
+    layout: Stack, models: dict[str, Path]
+) -> None:
+    """The stored files vanish (a storage outage) after the upload: each try fails
+    without blaming the file; after GRADER_MAX_TRIES the job is an infrastructure error,
+    which costs the student no attempt, and a regrade once storage is back grades it."""
+    stack = layout
+    stack.setup_db()
+    sid = stack.submit("s0", "day096-conv2d", models["lambda"])
+    store = Path(stack.env["GRADER_SUBMISSIONS_DIR"])
+    away = store.with_name("submissions-away")
+    store.rename(away)
+    stack.worker("inspect")
+    row = stack.wait_final([sid], timeout=90)[sid]
+    assert row["state"] == "error" and row["tries_total"] == 3, row
+    assert row["error"].startswith("infrastructure error after 3 tries"), row["error"]
+    from grader.service.db import db
+    from grader.service.models import Submission
+    from grader.service.submissions import regrade
+
+    with stack.app.app_context():
+        sub = db.session.get(Submission, sid)
+        assert sub is not None and not sub.uses_attempt
+        away.rename(store)  # storage is back: an instructor regrades
+        regrade([sub], None)
+        db.session.remove()
+    row = stack.wait_final([sid], timeout=90)[sid]
+    assert row["state"] == "not_gradable" and row["log"].count("finished:") == 1, row
+    assert stack.result_count() == 1
+
+
 def _timeout_spec(tmp: Path) -> None:
     text = (ASSIGNMENTS / "day097-cifar10.yaml").read_text()
     text = text.replace("id: day097-cifar10", "id: q-timeout")
