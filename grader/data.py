@@ -13,6 +13,7 @@ import io
 import os
 import pickle
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,10 @@ def _read_source(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigurationError(f"{path}: no test.npz or test_batch inside. {HOW_TO_PROVIDE}")
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
-            return np.asarray(archive["x"], dtype=np.uint8), np.asarray(archive["y"]).reshape(-1)
+            x = np.asarray(archive["x"])
+            if x.dtype != np.uint8:  # a cast would turn 0–1 floats into black images
+                raise ConfigurationError(f"{path}: x must be uint8 pixels 0–255, not {x.dtype}.")
+            return x, np.asarray(archive["y"]).reshape(-1)
     if path.name.endswith((".tar.gz", ".tgz")):
         with tarfile.open(path, "r:gz") as tar:
             member = next(m for m in tar.getmembers() if m.name.endswith("test_batch"))
@@ -115,6 +119,17 @@ def _download() -> Path:
     return found
 
 
+def _save(path: Path, array: np.ndarray) -> None:
+    """Write a cache file atomically, under a temporary name no other thread or process
+    shares, so that a reader never sees half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp.npy")
+    with os.fdopen(fd, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
 def _materialise(source: Path, kind: str = "cifar10-test") -> TestSet:
     stat = source.stat()
     key = hashlib.sha256(
@@ -134,11 +149,8 @@ def _materialise(source: Path, kind: str = "cifar10-test") -> TestSet:
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= CLASSES:
         raise ConfigurationError(f"{source}: labels must be class numbers 0 to {CLASSES - 1}.")
     cache.mkdir(parents=True, exist_ok=True)
-    for path, array in ((images_path, x), (labels_path, y.astype(np.uint8))):
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
-        tmp.chmod(0o644)
-        tmp.replace(path)
+    _save(images_path, x)
+    _save(labels_path, y.astype(np.uint8))
     return TestSet(images_path, y.astype(np.uint8), str(source))
 
 
@@ -167,7 +179,9 @@ def load_holdout(path: Path) -> TestSet:
         raise ConfigurationError(f"{path}: the held-out set must be an .npz file with x and y.")
     try:
         return _materialise(path, "holdout")
-    except (OSError, KeyError, ValueError) as exc:
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # an instructor's file: whatever breaks is reported, not raised
         raise ConfigurationError(f"{path}: the held-out set could not be read ({exc}).") from None
 
 
@@ -177,9 +191,5 @@ def combined_images(first: TestSet, second: TestSet) -> Path:
     key = hashlib.sha256(f"{first.images_path}|{second.images_path}".encode()).hexdigest()
     path = _cache_dir() / f"combined-{key[:16]}.npy"
     if not path.exists():
-        both = np.concatenate([first.images(), second.images()])
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, both, allow_pickle=False)
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        _save(path, np.concatenate([first.images(), second.images()]))
     return path

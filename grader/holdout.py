@@ -52,6 +52,18 @@ def score(
     )
 
 
+def rejudge(
+    result: HoldoutResult | None, rule: Holdout | None, assignments_dir: Path
+) -> HoldoutResult | None:
+    """A stored figure under another spec's rule (the what-if): kept only when the rule
+    names the same set, and flagged again by the rule's ``max_gap``."""
+    if result is None or rule is None or result.accuracy is None or result.gap is None:
+        return None
+    if result.source != str(resolve(rule, assignments_dir)):
+        return None
+    return result.model_copy(update={"max_gap": rule.max_gap, "flagged": result.gap > rule.max_gap})
+
+
 def unavailable(rule: Holdout, problem: str) -> HoldoutResult:
     return HoldoutResult(source=rule.path, max_gap=rule.max_gap, problem=problem)
 

@@ -102,10 +102,11 @@ class IntegrityResult(BaseModel):
     flagged: bool
     action: str  # "flag" (the instructor is told) or "zero" (the score is set to 0)
     max_drop: float
-    drop: float
-    variant: str
-    accuracy: float
-    variant_accuracy: float
+    # The probe's worst change; None when the probes gave nothing (the holdout alone).
+    drop: float | None = None
+    variant: str | None = None
+    accuracy: float | None = None
+    variant_accuracy: float | None = None
     message: str = ""
     holdout: HoldoutResult | None = None
 

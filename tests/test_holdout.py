@@ -186,3 +186,52 @@ def test_only_the_instructor_sees_the_held_out_set() -> None:
     report = {"integrity": {"flagged": True, "action": "flag", "holdout": holdout}}
     assert visible_report(report, instructor=False)["integrity"] is None
     assert visible_report(report, instructor=True)["integrity"]["holdout"] == holdout
+
+
+def test_the_held_out_flag_stands_without_probes() -> None:
+    """A model whose probe outputs were dropped (NaN on unseen images, say) must not
+    dodge the held-out set's flag."""
+    from grader.integrity import judge
+    from grader.report import HoldoutResult
+    from grader.spec import Integrity
+
+    gap = HoldoutResult(
+        source="c101.npz", images=2000, accuracy=0.1, test_accuracy=1.0, gap=0.9, max_gap=0.2,
+        flagged=True,
+    )  # fmt: skip
+    verdict = judge(Integrity(action="zero"), None, gap)
+    assert verdict is not None and verdict.flagged and verdict.holdout == gap
+    assert verdict.drop is None and "2,000 images of the held-out set" in verdict.message
+    assert judge(Integrity(), None, None) is None
+
+
+def test_a_truncated_or_float_set_is_refused_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.zeros((4, 32, 32, 3), np.uint8), y=np.arange(4))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(ConfigurationError, match="could not be read"):
+        data.load_holdout(truncated)
+    floats = tmp_path / "floats.npz"
+    np.savez(floats, x=np.zeros((4, 32, 32, 3), np.float32), y=np.arange(4))
+    with pytest.raises(ConfigurationError, match="uint8"):
+        data.load_holdout(floats)
+
+
+def test_a_stored_figure_is_judged_again_by_the_drafts_rule(tmp_path: Path) -> None:
+    from grader.holdout import rejudge
+    from grader.report import HoldoutResult
+    from grader.spec import Holdout
+
+    where = str(tmp_path / "c101.npz")
+    stored = HoldoutResult(
+        source=where, images=10, accuracy=0.5, test_accuracy=0.8, gap=0.3, max_gap=0.2,
+        flagged=True,
+    )  # fmt: skip
+    looser = rejudge(stored, Holdout(path="c101.npz", max_gap=0.4), tmp_path)
+    assert looser is not None and not looser.flagged and looser.max_gap == 0.4
+    assert rejudge(stored, Holdout(path="other.npz"), tmp_path) is None  # another set
+    assert rejudge(stored, None, tmp_path) is None  # the draft has no held-out set

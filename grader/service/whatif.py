@@ -22,9 +22,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from grader import holdout
 from grader.checks import max_score
 from grader.data import find_test_set, test_set_available
-from grader.errors import ConfigurationError, NotGradable
+from grader.errors import ConfigurationError, NotGradable, SandboxUnavailable
 from grader.inspection.static import Inspection
 from grader.pipeline import Evaluation, EvaluationRefused, build_report, evaluate, inspect_file
 from grader.report import Report
@@ -34,6 +35,7 @@ from grader.service.db import db
 from grader.service.models import ACTIVE_STATES, Assignment, Submission
 from grader.service.policy import late_penalty, standing_from
 from grader.service.specs import current_spec, spec_of
+from grader.service.storage import StorageError
 from grader.spec import AssignmentSpec
 
 UP, DOWN, SAME = "up", "down", "same"
@@ -208,7 +210,12 @@ class _Regrader:
             base.reason = "still being graded"
             return base
         path = tmp / f"{sub.file_sha256}.{sub.file_format or 'keras'}"
-        found = self._inspect(sub, path)
+        try:
+            found = self._inspect(sub, path)
+        except (StorageError, OSError) as exc:  # this submission is not re-scored; the rest go on
+            base.new_status = "not_rescored"
+            base.reason = f"its file could not be read from the store ({exc})"
+            return base
         if isinstance(found, str):
             base.new_status, base.new_score, base.reason = "not_gradable", None, found
             return self._final(base, sub)
@@ -262,7 +269,7 @@ class _Regrader:
         try:
             test_set = find_test_set(None, settings.cifar10)
             evaluation = evaluate(path, inspection, draft, settings=settings, test_set=test_set)
-        except ConfigurationError as exc:
+        except (ConfigurationError, SandboxUnavailable) as exc:
             return str(exc)
         except (EvaluationRefused, NotGradable) as exc:
             return Report(status="not_gradable", reason=exc.reason, assignment=draft.id)
@@ -312,5 +319,9 @@ def _stored_evaluation(
         metrics=old.metrics,
         timings={},
         probes=old.probes,
-        holdout=old.integrity.holdout if old.integrity is not None else None,
+        holdout=holdout.rejudge(
+            old.integrity.holdout if old.integrity is not None else None,
+            block.holdout,
+            current().settings.assignments_dir,
+        ),
     )
