@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import abort
+from flask import abort, request
 from flask_login import current_user, login_required
 
 from grader.probes import GENERALISATION
@@ -42,6 +42,20 @@ def visible_submission(submission_id: int) -> Submission:
 
 ASSIGNMENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_ID = 2**31 - 1
+
+
+def parse_id(raw: str) -> int | None:
+    """A row id from a URL or form, or None: ASCII digits only ('³'.isdigit() is True,
+    but int() cannot read it) and within the column's range."""
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ID:
+        return None
+    return int(raw)
+
+
+def query_text(name: str, limit: int) -> str:
+    """A query parameter as text for a filter: without NUL, which PostgreSQL refuses even
+    as a bound parameter, and at most ``limit`` characters."""
+    return request.args.get(name, "").replace("\x00", "").strip()[:limit]
 
 
 def get_assignment(assignment_id: str) -> Assignment | None:

@@ -25,7 +25,7 @@ from grader.service.models import (
 from grader.service.policy import attempts_left_today, deadline_utc, standing
 from grader.service.specs import current_spec
 from grader.service.submissions import SubmissionRefused, create_submission
-from grader.web.access import MAX_ID, get_assignment, visible_report
+from grader.web.access import get_assignment, parse_id, query_text, visible_report
 from grader.web.openapi import OPENAPI
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -132,9 +132,10 @@ def _submission_json(sub: Submission) -> dict[str, Any]:
 
 def _own_submission(raw_id: str) -> Submission:
     missing = f"There is no submission {raw_id[:40]!r} that you can see."
-    if not (raw_id.isascii() and raw_id.isdigit()) or not 0 < int(raw_id) <= MAX_ID:
+    sid = parse_id(raw_id)
+    if sid is None:
         abort(404, description=missing)
-    sub = db.session.get(Submission, int(raw_id))
+    sub = db.session.get(Submission, sid)
     if sub is None or (sub.user_id != _user().id and not _user().is_instructor):
         abort(404, description=missing)
     return sub
@@ -194,9 +195,8 @@ def submit(assignment_id: str) -> Response:
 @bp.get("/submissions")
 def submissions() -> Response:
     query = select(Submission).where(Submission.user_id == _user().id)
-    assignment_id = request.args.get("assignment")
-    if assignment_id is not None:
-        query = query.where(Submission.assignment_id == assignment_id.replace("\x00", ""))
+    if "assignment" in request.args:
+        query = query.where(Submission.assignment_id == query_text("assignment", 64))
     subs = db.session.scalars(query.order_by(Submission.id.desc()).limit(200)).all()
     return jsonify([_submission_json(sub) for sub in subs])
 

@@ -27,7 +27,14 @@ from grader.service.policy import STANDING_LABELS, late_penalty, standing_from
 from grader.service.specs import current_spec, import_spec
 from grader.service.submissions import clear_override, override, queue_counts, regrade
 from grader.web import charts
-from grader.web.access import MAX_ID, get_assignment, instructor_required, visible_submission
+from grader.web.access import (
+    MAX_ID,
+    get_assignment,
+    instructor_required,
+    parse_id,
+    query_text,
+    visible_submission,
+)
 from grader.web.forms import (
     ConfirmForm,
     EmptyForm,
@@ -294,9 +301,9 @@ def override_score(submission_id: int) -> Response:
 def audit_log() -> str:
     """The last 500 audited actions, newest first; filtered by action, student and
     assignment, with the student each submission belongs to."""
-    action = request.args.get("action", "")[:50]
-    student = request.args.get("student", "").strip()[:80]
-    assignment = request.args.get("assignment", "")[:64]
+    action = query_text("action", 50)
+    student = query_text("student", 80)
+    assignment = query_text("assignment", 64)
     query = select(AuditLog).order_by(AuditLog.id.desc())
     if action:
         query = query.where(AuditLog.action == action)
@@ -406,9 +413,10 @@ def reissue() -> str:
     query = select(User).where(User.role == "student", User.password_hash.is_(None))
     one = request.form.get("user", "")
     if one:
-        if not one.isdigit() or not 0 < int(one) <= MAX_ID:
+        uid = parse_id(one)
+        if uid is None:
             abort(404)
-        query = query.where(User.id == int(one))
+        query = query.where(User.id == uid)
     results = reissue_links(list(db.session.scalars(query.order_by(User.username))), current_user)
     if not results:
         flash("Every student has activated their account: no link to send.", "ok")

@@ -396,3 +396,15 @@ def test_course_csv_has_one_column_per_assignment(app: Flask, client: FlaskClien
     assert by_user["alice"]["day097-cifar10 (/100)"] == "90.5"
     assert by_user["alice"]["day096-conv2d (/100)"] == ""
     assert by_user["bob"]["day096-conv2d (/100)"] == "40"
+
+
+def test_odd_ids_and_nul_in_filters_are_clear_answers(app: Flask, client: FlaskClient) -> None:
+    """Unicode digits ('²'.isdigit() is True) and NUL (refused by PostgreSQL) in a form or
+    a filter are a 404 or an empty result, never a 500."""
+    login(client, "prof")
+    for raw in ("²", "٣", "0", str(2**40)):
+        assert client.post("/instructor/students/links", data={"user": raw}).status_code == 404
+    for name in ("action", "student", "assignment"):
+        page = client.get("/instructor/audit", query_string={name: "a\x00b"})
+        assert page.status_code == 200
+    assert client.get("/api/v1/submissions/²").status_code in {401, 404}
