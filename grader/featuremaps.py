@@ -234,6 +234,9 @@ def _render(inputs: FeatureInputs, maps: list[FeatureMapArray], arch: Architectu
         _, tile_h, tile_w, channels = fmap.values.shape
         real_side = max(fmap.shape[:2])
         scale = max(1, round(real_side * DISPLAY_SIDE / input_side / max(tile_h, tile_w)))
+        # A map larger than the input (an upsampling layer) is drawn at most twice the
+        # display size: the pictures are built here, before the budget can say no.
+        scale = min(scale, max(1, 2 * DISPLAY_SIDE // max(tile_h, tile_w)))
         grids = _grids(fmap.values, scale)
         cost = sum(len(g) for g in grids)
         if cost > budget:

@@ -165,3 +165,27 @@ def test_the_launcher_keeps_within_the_caps_the_trusted_side_enforces() -> None:
     big = np.ones((2, 222, 222, 64), np.float32)
     small = sandbox_launcher._shrink(big, np)
     assert small.shape == (2, 44, 44, 8) and small.dtype == np.float32
+
+
+def test_a_map_far_larger_than_the_input_is_drawn_at_a_bounded_size(tmp_path: Path) -> None:
+    """An upsampling layer (a Conv2DTranspose with a large stride passes inspection) must
+    not make the trusted side build a huge picture before the size budget is checked."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from grader import featuremaps
+    from grader.sandbox.verdict import FMAP_MAX_SIDE, FeatureMapArray
+
+    images = tmp_path / "inputs.npy"
+    np.save(images, featuremaps.synthetic_images(32, 32))
+    inputs = featuremaps.FeatureInputs(images, "synthetic")
+    huge = (32 * 512, 32 * 512, 8)  # what the layer reports: 16,384 pixels a side
+    layer = SimpleNamespace(name="up", type="Conv2DTranspose", output_shape=[None, *huge])
+    values = np.random.default_rng(0).random((2, FMAP_MAX_SIDE, FMAP_MAX_SIDE, 8), np.float32)
+    fmap = FeatureMapArray("up", "Conv2DTranspose", huge, values)
+    shown = featuremaps._render(inputs, [fmap], SimpleNamespace(layers=[layer]))
+    (drawn,) = shown.layers
+    for uri in drawn.images:
+        png = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+        assert max(png.size) <= 8 * (2 * featuremaps.DISPLAY_SIDE + 8), png.size
