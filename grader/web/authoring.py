@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from grader.authoring import CHECKABLE, AuthoringError, Options, dump_spec, spec_data, verify
 from grader.errors import ConfigurationError
+from grader.formats import sniff_head
 from grader.inspection.static import inspect_model
 from grader.service.context import current
 from grader.service.db import db
@@ -220,9 +221,12 @@ def _form(
 
 
 def _reference_path(sha: str, tmp: str) -> Path:
+    """The kept reference, named by its real format (an .h5 reference stays one)."""
+    store = current().storage()
     try:
-        return current().storage().fetch(sha, Path(tmp) / "reference.keras")
-    except StorageError:
+        fmt = sniff_head(store.head(sha)) or "keras"
+        return store.fetch(sha, Path(tmp) / f"reference.{fmt}")
+    except (StorageError, OSError):
         abort(400)
 
 

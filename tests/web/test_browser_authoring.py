@@ -109,6 +109,25 @@ def test_reference_to_published_assignment(
     assert yaml.safe_load(served.data)["id"] == NEW
 
 
+def test_an_h5_reference_goes_through_preview_and_publish(
+    app: Flask, client: FlaskClient, strides_model: Path, tmp_path: Path
+) -> None:
+    """The kept reference is read back in its own format: an .h5 was fetched as
+    'reference.keras' and refused at every later step."""
+    import keras
+
+    h5 = tmp_path / "strides.h5"
+    keras.saving.load_model(strides_model, compile=False).save(h5)
+    login(client, "prof")
+    page = _upload(client, h5, title="Strides from h5")
+    assert page.status_code == 200, page.data[:2000]
+    fields = _form_fields(page.get_data(as_text=True))
+    preview = client.post("/instructor/authoring/draft", data={**fields, "action": "preview"})
+    assert preview.status_code == 200, preview.data[:2000]
+    published = client.post("/instructor/authoring/draft", data={**fields, "action": "publish"})
+    assert published.status_code == 302, published.data[:2000]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
