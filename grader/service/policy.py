@@ -174,12 +174,21 @@ def standing(user: User, assignment: Assignment, spec: AssignmentSpec | None = N
     return standing_from(list(subs), spec or current_spec(assignment))
 
 
+def counted_score(scores: list[float | None], spec: AssignmentSpec) -> float | None:
+    """The grade that counts among a student's scores (newest first): the best or the
+    last, per the spec's ``policy.counts``."""
+    scored = [s for s in scores if s is not None]
+    if not scored:
+        return None
+    return max(scored) if spec.policy.counts == "best" else scored[0]
+
+
 def standing_from(subs: list[Submission], spec: AssignmentSpec) -> Standing:
     """``subs`` newest first."""
     scored = [s for s in subs if s.final_score is not None]
     best = max((s.final_score for s in scored), default=None)  # type: ignore[type-var]
     latest = scored[0].final_score if scored else None
-    counted = best if spec.policy.counts == "best" else latest
+    counted = counted_score([s.final_score for s in scored], spec)
     if spec.policy.counts == "best":
         counted_sub = max(scored, key=lambda s: s.final_score or 0.0) if scored else None
     else:

@@ -33,7 +33,7 @@ from grader.sandbox import EvaluationResult
 from grader.service.context import current
 from grader.service.db import db
 from grader.service.models import ACTIVE_STATES, Assignment, Submission
-from grader.service.policy import late_penalty, standing_from
+from grader.service.policy import counted_score, late_penalty, standing_from
 from grader.service.specs import current_spec, spec_of
 from grader.service.storage import StorageError
 from grader.spec import AssignmentSpec
@@ -167,7 +167,7 @@ def what_if(assignment: Assignment, draft: AssignmentSpec, *, run_models: bool =
         report.students_total = len(by_user)
         for user_subs in by_user.values():
             old = standing_from(user_subs, spec).counted
-            new = _counted([new_scores[s.id] for s in user_subs], draft)
+            new = counted_score([new_scores[s.id] for s in user_subs], draft)
             if old != new:
                 user = user_subs[0].user
                 report.students.append(StudentChange(user.username, user.display_name, old, new))
@@ -176,14 +176,6 @@ def what_if(assignment: Assignment, draft: AssignmentSpec, *, run_models: bool =
     finally:
         db.session.rollback()  # nothing of this is ever written
     return report
-
-
-def _counted(scores: list[float | None], spec: AssignmentSpec) -> float | None:
-    """The grade that counts among a student's scores (newest first), per the policy."""
-    scored = [s for s in scores if s is not None]
-    if not scored:
-        return None
-    return max(scored) if spec.policy.counts == "best" else scored[0]
 
 
 class _Regrader:
