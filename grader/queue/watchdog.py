@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from grader.queue.celery_app import broker_depth, dispatch
 from grader.queue.runtime import worker_service
@@ -72,6 +72,16 @@ def _resend(celery: Celery, ids: list[int], queue: str) -> int:
     return sent
 
 
+def _can_write() -> None:
+    """A write that changes nothing. Reading is not enough to judge heartbeats: SQLite
+    serves reads while its write lock is held (so does a read-only replica), and jobs
+    that cannot write their beats then look silent although they are alive."""
+    db.session.execute(
+        update(Submission).where(Submission.id == 0).values(heartbeat_at=Submission.heartbeat_at)
+    )
+    db.session.commit()
+
+
 @dataclass
 class Watchdog:
     """One sweep at a time; ``start()`` runs sweeps every ``interval`` seconds."""
@@ -88,6 +98,7 @@ class Watchdog:
         """Requeue or fail jobs whose process is gone (silent heartbeat) or that ran past
         their time limit, and resend lost messages (inside an active service)."""
         counts = {"requeued": 0, "error": 0, "resent": 0}
+        _can_write()  # raises while the database cannot take a heartbeat either
         now = utcnow()
         if self._reachable_since is None:
             self._reachable_since = now

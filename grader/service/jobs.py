@@ -147,6 +147,20 @@ def _save(write: Callable[[], bool]) -> bool:
     return False
 
 
+def _progress(submission_id: int, token: str, line: str, **stamps: Any) -> None:
+    """A progress stamp during an evaluation. A lost claim ends the job (Superseded); a
+    database that is down for a moment does not: the evaluation goes on, and its result
+    is saved with backoff (``_save``) rather than thrown away and run again."""
+    try:
+        ok = lifecycle.mark(submission_id, token, line, **stamps)
+    except (OperationalError, InterfaceError):
+        db.session.rollback()
+        log.warning("submission %s: database unavailable for a progress stamp", submission_id)
+        return
+    if not ok:
+        raise Superseded
+
+
 def _look_for_copies(submission_id: int) -> None:
     """Index the weights and record copy pairs; never a reason for the job to fail."""
     try:
@@ -237,11 +251,8 @@ def _evaluate(submission_id: int, token: str, host: JobHost) -> str:
     settings = current().settings
 
     def on_phase(phase: str) -> None:
-        ok = True
         if phase == "scoring":
-            ok = lifecycle.mark(submission_id, token, "phase: scoring")
-        if not ok:
-            raise Superseded
+            _progress(submission_id, token, "phase: scoring")
 
     def timed(*args: Any, **kwargs: Any) -> EvaluationResult:
         if settings.queue_test_delay > 0:  # tests kill a worker mid-evaluation
@@ -251,11 +262,8 @@ def _evaluate(submission_id: int, token: str, host: JobHost) -> str:
         t = result.timings
         load_done = started + sum(t.get(k, 0.0) for k in ("sandbox_start", "import", "load"))
         loaded = datetime.fromtimestamp(min(load_done, time.time()), UTC).replace(tzinfo=None)
-        if not lifecycle.mark(
-            submission_id, token, f"loaded and evaluated on {result.device}",
-            loaded_at=loaded, evaluated_at=utcnow(),
-        ):  # fmt: skip
-            raise Superseded
+        _progress(submission_id, token, f"loaded and evaluated on {result.device}",
+                  loaded_at=loaded, evaluated_at=utcnow())  # fmt: skip
         return result
 
     try:

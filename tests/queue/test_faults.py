@@ -150,6 +150,12 @@ def test_database_outage_mid_evaluation_recovers_and_grades_once(
     row = stack.wait_final([sid], timeout=150)[sid]
     assert time.monotonic() - back < 60, "graded within 60 s of the database being back"
     _graded_once(stack, sid, row)
+    if _embedded(stack):
+        # Down for everyone (SQLite's write lock): the finished evaluation is saved once
+        # the database is back, not thrown away and run again. Its progress stamps failed
+        # meanwhile, and the watchdog, which could still read, must not take silence for
+        # death. (On PostgreSQL only the workers are cut off: taking the job back is right.)
+        assert row["log"].count("phase: evaluating") == 1, row["log"]
 
 
 def test_unreadable_storage_is_an_infrastructure_error_that_uses_no_attempt(
