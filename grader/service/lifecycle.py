@@ -307,7 +307,7 @@ def current_phase(sub: Submission) -> str:
     if sub.state == EVALUATING:
         if sub.evaluated_at:
             return "scoring"
-        if sub.loaded_at:
-            return "evaluating the model"
-        return "loading the model in the sandbox"
+        # The sandbox loads and predicts in one run and reports both when it ends, so
+        # the phase names both rather than claim "loading" through the predictions.
+        return "loading the model and predicting in the sandbox"
     return "finished"

@@ -135,6 +135,12 @@ def test_queue_position_and_phase(stack: Stack, models: dict[str, Path]) -> None
         subs = [db.session.get(Submission, i) for i in ids]
         assert [queue_position(s) for s in subs] == [None, 0, 1]
         assert current_phase(subs[0]) == "inspecting the file"
+        # The sandbox loads and predicts in one run: the phase says both until it ends.
+        subs[1].state = "evaluating"
+        assert current_phase(subs[1]) == "loading the model and predicting in the sandbox"
+        subs[1].evaluated_at = subs[1].created_at
+        assert current_phase(subs[1]) == "scoring"
+        db.session.rollback()
         db.session.remove()
     client = stack.app.test_client()
     client.post("/login", data={"username": "s0", "password": "correct horse battery"})
