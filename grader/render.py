@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from grader import units
 from grader.checks import fmt_shape
 from grader.report import ModelInfo, Report
 
 
 def _value(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items() if k != "type") or "-"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return "-" if value is None else str(value)
+    """A check's value in the pages' words ("Conv2D, 32 filters, 3×3, stride 1, valid")."""
+    return units.check_value(value) or "-"
 
 
 def render_layers(model: ModelInfo) -> list[str]:
@@ -73,10 +71,11 @@ def render_text(report: Report, model_name: str, title: str = "") -> str:
     if metrics is not None:
         lines += [
             "",
-            f"CIFAR-10 test accuracy: {metrics.accuracy:.2%} on {metrics.num_images:,} images",
+            f"CIFAR-10 test accuracy: {units.pct(metrics.accuracy)} on "
+            f"{metrics.num_images:,} images",
         ]
         lines.append("  Per class: " + ", ".join(
-            f"{name} {acc:.1%}" for name, acc in metrics.per_class_accuracy.items()
+            f"{name} {units.pct(acc)}" for name, acc in metrics.per_class_accuracy.items()
         ))  # fmt: skip
         names = list(metrics.per_class_accuracy)
         lines += ["", "Confusion matrix (rows: true class, columns: predicted)"]
@@ -106,5 +105,6 @@ def render_text(report: Report, model_name: str, title: str = "") -> str:
                 f"  {part.group.ljust(13)} {part.points:g} / {part.max_points:g}  ({part.detail})"
             )
     if report.timings:
-        lines += ["", "Time: " + ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items())]
+        rows = units.timing_rows(report.timings, predicted=report.metrics is not None)
+        lines += ["", "Time: " + ", ".join(f"{phase} {took}" for phase, took in rows)]
     return "\n".join(lines)

@@ -56,3 +56,22 @@ def test_timings_have_human_phase_names_and_no_empty_predict() -> None:
     assert rows["scoring"] == "< 0.01 s" or rows["scoring"] == "0.00 s"
     assert rows["loading TensorFlow"] == "2.50 s"
     assert "predicting the test images" in dict(units.timing_rows(timings, predicted=True))
+
+
+def test_the_cli_text_uses_the_pages_words() -> None:
+    """`grader check` prints check values, accuracy and phases as the pages do: no dict
+    reprs, one-decimal percentages, phase names, no prediction phases without predictions."""
+    from grader.render import render_text
+    from grader.report import Check, Report
+
+    layer = {"type": "Conv2D", "filters": 32, "kernel_size": [3, 3], "strides": [1, 1],
+             "padding": "valid"}  # fmt: skip
+    report = Report(
+        status="failed", assignment="day096-conv2d", score=50, max_score=100,
+        checks=[Check(name="layer 1", group="architecture", passed=False,
+                      expected=layer, actual={**layer, "filters": 64})],
+        timings={"inspect": 0.1, "predict": 0.0},
+    )  # fmt: skip
+    text = render_text(report, "m.keras")
+    assert "expected Conv2D, 32 filters, 3×3, stride 1, valid | yours Conv2D, 64 filters" in text
+    assert "{" not in text and "predict" not in text
