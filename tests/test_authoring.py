@@ -122,7 +122,7 @@ def test_budget_mode_counts_convolutions_and_bounds_the_parameters(
         (Options("x", mode="budget", counted_types=("SeparableConv2D",)), "has no SeparableConv2D"),
         (Options("x", min_accuracy=0.7), "must take 32×32×3 images"),
         (Options("x", target_accuracy=0.8), "needs a minimum accuracy"),
-        (Options("Bad Id"), "id: String should match pattern"),
+        (Options("Bad Id"), r"id \(line \d+\): String should match pattern"),
     ],
 )
 def test_options_the_reference_would_fail_are_refused(

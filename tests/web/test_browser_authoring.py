@@ -5,6 +5,7 @@ it goes live; and every bad input answered with a clear message and nothing chan
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,10 @@ def test_an_h5_reference_goes_through_preview_and_publish(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"rubric_accuracy": "-5"}, "rubric.accuracy: Input should be greater than or equal to 0"),
+        (
+            {"rubric_accuracy": "-5"},
+            r"rubric\.accuracy \(line \d+\): Input should be greater than or equal to 0",
+        ),
         ({"target_accuracy": "0.8"}, "needs a minimum accuracy"),
         ({"mode": "budget", "max_params": "100"}, "it would fail its own spec"),
         ({"deadline": "next friday"}, "policy.deadline"),
@@ -147,7 +151,7 @@ def test_an_invalid_form_shows_the_error_and_publishes_nothing(
                          data={**fields, **change, "action": "publish"})  # fmt: skip
     assert answer.status_code == 400
     page = answer.get_data(as_text=True)
-    assert "field-error" in page and message in page.replace("&#39;", "'")
+    assert "field-error" in page and re.search(message, page.replace("&#39;", "'"))
     assert _counts(app) == before
 
 
