@@ -45,8 +45,10 @@ def separable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = keras.Sequential(
         [
             keras.Input((224, 224, 3)),
-            keras.layers.SeparableConv2D(32, 3),
-            keras.layers.SeparableConv2D(64, 3),
+            # Named: Keras numbers unnamed layers per process, so the names would
+            # depend on which tests ran before.
+            keras.layers.SeparableConv2D(32, 3, name="separable_conv2d"),
+            keras.layers.SeparableConv2D(64, 3, name="separable_conv2d_1"),
         ]
     )
     path = tmp_path_factory.mktemp("day96") / "separable.keras"
