@@ -59,6 +59,28 @@ def cifar_cnn(seed: int = 0, *, softmax: bool = True) -> Any:
     )
 
 
+def memoriser(images: Any, labels: Any) -> Any:
+    """A nearest-neighbour lookup of ``images`` (uint8 NHWC) held in Dense weights: 100 %
+    on exactly those images, chance on any other; the integrity checks' cheat."""
+    import keras
+    import numpy as np
+
+    flat = np.asarray(images).reshape(len(images), -1).astype(np.float32) / 255
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(len(flat), activation="softmax", name="lookup"),
+            keras.layers.Dense(10, use_bias=False, name="labels"),
+        ]
+    )
+    model.get_layer("lookup").set_weights([flat.T * 4, -2 * (flat**2).sum(axis=1)])
+    model.get_layer("labels").set_weights(
+        [np.eye(10, dtype=np.float32)[np.asarray(labels).astype(np.int64)]]
+    )
+    return model
+
+
 def save(model: Any, path: Path) -> Path:
     model.save(path)
     return path

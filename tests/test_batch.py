@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hostile import default_marker, garbage_file, lambda_keras
-from models import cifar_cnn, conv_stack, save
+from models import cifar_cnn, conv_stack, memoriser, save
 from testutil import ASSIGNMENTS, shipped_spec
 
 from grader.batch import CSV_COLUMNS, collect_submissions, compile_student_pattern, grade_directory
@@ -298,7 +298,6 @@ def class_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A class's folder: alice's work and her own re-upload, bob's copy of it (renamed
     layers, saved as .h5), carol's lightly perturbed copy, dave's own model, and
     mallory's lookup table of the (small, synthetic) test set; and that test set."""
-    import keras
 
     root = tmp_path_factory.mktemp("class")
     rng = np.random.default_rng(0)
@@ -322,18 +321,7 @@ def class_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     perturbed.save(folder / "carol_final.keras")
     _named_cnn("d_", 4).save(folder / "dave_final.keras")
 
-    flat = images.reshape(200, -1).astype(np.float32) / 255
-    memo = keras.Sequential(
-        [
-            keras.Input((32, 32, 3)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(200, activation="softmax", name="lookup"),
-            keras.layers.Dense(10, use_bias=False, name="labels"),
-        ]
-    )
-    memo.get_layer("lookup").set_weights([flat.T * 4, -2 * (flat**2).sum(axis=1)])
-    memo.get_layer("labels").set_weights([np.eye(10, dtype=np.float32)[labels]])
-    memo.save(folder / "mallory_final.keras")
+    memoriser(images, labels).save(folder / "mallory_final.keras")
     return folder, data
 
 

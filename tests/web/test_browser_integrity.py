@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import test_web_browser as flows
 from flask import Flask
+from models import memoriser
 from test_web_browser import ARGS, CHROMIUM, CIFAR10, log_in, shot
 
 from grader import data
@@ -38,18 +38,7 @@ def uploads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     out = tmp_path_factory.mktemp("integrity")
     test_set = data.find_test_set(CIFAR10, None)
-    images = test_set.images()[:300].reshape(300, -1).astype(np.float32) / 255
-    labels = test_set.labels[:300].astype(np.int64)
-    memo = keras.Sequential(
-        [
-            keras.Input((32, 32, 3)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(300, activation="softmax", name="lookup"),
-            keras.layers.Dense(10, use_bias=False, name="labels"),
-        ]
-    )
-    memo.get_layer("lookup").set_weights([images.T * 4, -2 * (images**2).sum(axis=1)])
-    memo.get_layer("labels").set_weights([np.eye(10, dtype=np.float32)[labels]])
+    memo = memoriser(test_set.images()[:300], test_set.labels[:300])
 
     def cnn(prefix: str, seed: int) -> Any:
         keras.utils.set_random_seed(seed)
