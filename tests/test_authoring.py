@@ -239,6 +239,23 @@ def test_cli_new_refuses_and_writes_nothing(
 A = "day096-conv2d"
 
 
+def _course_app(tmp_path: Path, **config: object) -> Flask:
+    """A web app on its own SQLite file and store, grading nothing by itself."""
+    from grader.web import create_app
+
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'course.db'}",
+            "GRADER_SUBMISSIONS_DIR": str(tmp_path / "submissions"),
+            "GRADER_EXECUTOR": "none",
+            **config,
+        }
+    )
+
+
 @pytest.fixture
 def course(tmp_path: Path, files: dict[str, Path]) -> Iterator[Flask]:
     """day096-conv2d with four students, graded by the grader's own checks:
@@ -253,19 +270,8 @@ def course(tmp_path: Path, files: dict[str, Path]) -> Iterator[Flask]:
     from grader.service.specs import import_spec_files
     from grader.service.submissions import record_upload
     from grader.service.whatif import _static
-    from grader.web import create_app
 
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'course.db'}",
-            "GRADER_SUBMISSIONS_DIR": str(tmp_path / "submissions"),
-            "GRADER_EXECUTOR": "none",
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-        }
-    )
+    app = _course_app(tmp_path, PASSWORD_HASH_METHOD="pbkdf2:sha256:1000")
     with app.app_context():
         db.create_all()
         for name in ("alice", "bob", "carol", "dave"):
@@ -452,7 +458,6 @@ def test_what_if_reuses_the_stored_accuracy_when_the_draft_feeds_the_same_images
     from grader.service.specs import import_spec_files
     from grader.service.submissions import record_upload
     from grader.service.whatif import what_if
-    from grader.web import create_app
 
     ok, why = sandbox_status()
     if not ok:
@@ -467,17 +472,7 @@ def test_what_if_reuses_the_stored_accuracy_when_the_draft_feeds_the_same_images
     old = grade_file(model, spec, settings=settings, test_set=find_test_set(data))
     assert old.metrics is not None
 
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'course.db'}",
-            "GRADER_SUBMISSIONS_DIR": str(tmp_path / "submissions"),
-            "GRADER_EXECUTOR": "none",
-            "GRADER_SETTINGS": settings,
-        }
-    )
+    app = _course_app(tmp_path, GRADER_SETTINGS=settings)
     base = spec.model_dump(mode="json", exclude_none=True)
     rubric = {**base, "rubric": {"architecture": 40, "parameters": 10, "accuracy": 50,
                                  "credit_at_min": 0.6},

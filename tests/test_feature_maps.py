@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from testutil import real_cifar10, shipped_spec
+from testutil import first_test_images, shipped_spec
 
 from grader import data
 from grader.pipeline import grade_file
@@ -27,13 +27,7 @@ N = 64
 
 @pytest.fixture(scope="module")
 def subset(tmp_path_factory: pytest.TempPathFactory) -> data.TestSet:
-    source = real_cifar10()
-    if source is None:
-        pytest.skip("real CIFAR-10 not found (set GRADER_CIFAR10 or add ../shared/data/cifar10)")
-    full = data.find_test_set(source, None)
-    path = tmp_path_factory.mktemp("cifar") / "first64.npy"
-    np.save(path, np.ascontiguousarray(full.images()[:N]))
-    return data.TestSet(images_path=path, labels=full.labels[:N], source="first 64 test images")
+    return first_test_images(tmp_path_factory.mktemp("cifar"), N)
 
 
 @pytest.fixture(scope="module")

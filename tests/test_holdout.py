@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from models import memoriser as lookup_model
-from testutil import real_cifar10, shipped_spec
+from testutil import first_test_images, real_cifar10, shipped_spec
 
 from grader import data
 from grader.errors import ConfigurationError
@@ -28,14 +28,9 @@ MEMORISED = 300  # the test images the memorising model holds in its weights
 def cifar(tmp_path_factory: pytest.TempPathFactory) -> tuple[data.TestSet, Path]:
     """The first 300 real test images as the test set, and 500 later ones as an .npz
     held-out set (images no model here was built from)."""
-    source = real_cifar10()
-    if source is None:
-        pytest.skip("real CIFAR-10 not found (set GRADER_CIFAR10 or add ../shared/data/cifar10)")
-    full = data.find_test_set(source, None)
     folder = tmp_path_factory.mktemp("holdout")
-    images = folder / "first300.npy"
-    np.save(images, np.ascontiguousarray(full.images()[:MEMORISED]))
-    test = data.TestSet(images, full.labels[:MEMORISED], "first 300 test images")
+    test = first_test_images(folder, MEMORISED)
+    full = data.find_test_set(real_cifar10(), None)
     held_out = folder / "heldout.npz"
     np.savez(held_out, x=full.images()[5000:5500], y=full.labels[5000:5500].astype(np.int64))
     return test, held_out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from grader.data import TestSet
 from grader.spec import AssignmentSpec, find_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,6 +21,23 @@ def real_cifar10() -> Path | None:
         if candidate is not None and candidate.exists():
             return candidate
     return None
+
+
+def first_test_images(folder: Path, n: int) -> TestSet:
+    """The first ``n`` real CIFAR-10 test images as a test set of their own (a reduced
+    evaluation); skips the test when the real CIFAR-10 is not here."""
+    import numpy as np
+    import pytest
+
+    from grader.data import TestSet, find_test_set
+
+    source = real_cifar10()
+    if source is None:
+        pytest.skip("real CIFAR-10 not found (set GRADER_CIFAR10 or add ../shared/data/cifar10)")
+    full = find_test_set(source, None)
+    path = folder / f"first{n}.npy"
+    np.save(path, np.ascontiguousarray(full.images()[:n]))
+    return TestSet(images_path=path, labels=full.labels[:n], source=f"first {n:,} test images")
 
 
 def shipped_spec(assignment_id: str) -> AssignmentSpec:
